@@ -1,0 +1,1 @@
+"""Sub-commands of ``seg-perception`` (one module each; see ``seg_perception.cli``)."""

@@ -1,0 +1,185 @@
+"""The model package manifest: what every backend, the Segmenter and the node read.
+
+A model package is a directory::
+
+    model.onnx        graph with fused post-processing (see ``export.py``)
+    manifest.yaml     this file's ``ModelManifest``
+    weights.pt        optional torch state dict (needed only by the torch backend / training)
+    MODEL_CARD.md     optional: how it was trained and how well it does
+
+Graph contract (the ONNX file and every backend):
+
+    inputs
+      image             float32 (B, 3, H, W), RGB, raw 0..255 (normalisation is in the graph)
+      center_threshold  float32 (1,)  -- panoptic graphs only
+    outputs
+      semantic          int32   (B, H, W) train ids
+      confidence        float32 (B, H, W) softmax probability of the chosen class
+      instance          int32   (B, H, W) 0 = no instance, else 1..top_k   -- panoptic only
+      panoptic          int32   (B, H, W) class * label_divisor + instance -- panoptic only
+      instance_score    float32 (B, top_k) centre score of instance id k+1 (0 = unused)
+                                                                              -- panoptic only
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from .atomic import atomic_write_text
+from .labels import cityscapes, LabelSet
+
+MANIFEST_FILE = 'manifest.yaml'
+FORMAT_VERSION = 1
+TASK_CHOICES = ('semantic', 'panoptic')
+
+SEMANTIC_OUTPUTS = ('semantic', 'confidence')
+PANOPTIC_OUTPUTS = ('semantic', 'confidence', 'instance', 'panoptic', 'instance_score')
+
+
+class ManifestError(ValueError):
+    """A model package or its manifest is missing, corrupt or inconsistent."""
+
+
+@dataclass
+class PostprocessSettings:
+    """Panoptic-DeepLab post-processing settings (defaults from the paper).
+
+    ``stuff_area`` and ``min_instance_area`` are in pixels of the network input.
+    """
+
+    center_threshold: float = 0.1
+    nms_kernel: int = 7
+    top_k: int = 200
+    stuff_area: int = 2048
+    min_instance_area: int = 0
+    grouping_stride: int = 4
+
+
+@dataclass
+class ModelManifest:
+    """Self-description of an exported model.
+
+    Attributes:
+        name: Package name (``enet_panoptic``).
+        architecture: Registry name of the torch network (``enet``).
+        architecture_kwargs: Extra keyword arguments the registry builder was called with.
+        task: ``semantic`` or ``panoptic``.
+        input_height, input_width: Network input size in pixels.
+        batch: Static batch size of the graph.
+        mean, std: Per-channel normalisation on 0..1 RGB (applied inside the graph).
+        channel_order: Always ``RGB`` for graphs made here.
+        label_set: Classes, colours and thing ids.
+        label_divisor: Panoptic id = class * label_divisor + instance.
+        postprocess: Post-processing settings baked into (or fed to) the graph.
+        onnx_file, weights_file: File names inside the package directory.
+        onnx_sha256: Checksum of the ONNX file (engine cache key, corruption check).
+        opset: ONNX opset of the graph.
+        info: Free-form provenance (training command, metrics, ...).
+    """
+
+    name: str
+    architecture: str
+    task: str
+    input_height: int
+    input_width: int
+    batch: int = 1
+    architecture_kwargs: Dict[str, Any] = field(default_factory=dict)
+    mean: Tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: Tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channel_order: str = 'RGB'
+    label_set: LabelSet = field(default_factory=cityscapes)
+    label_divisor: int = 1000
+    postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+    onnx_file: str = 'model.onnx'
+    weights_file: Optional[str] = None
+    onnx_sha256: Optional[str] = None
+    opset: int = 17
+    info: Dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_CHOICES:
+            raise ManifestError(f'task {self.task!r} is not one of {", ".join(TASK_CHOICES)}')
+        if self.input_height <= 0 or self.input_width <= 0 or self.batch <= 0:
+            raise ManifestError(
+                f'input size {self.input_width}x{self.input_height} batch {self.batch} '
+                'must be positive')
+        if self.postprocess.top_k >= self.label_divisor:
+            raise ManifestError(
+                f'top_k {self.postprocess.top_k} must be below label_divisor {self.label_divisor}')
+
+    @property
+    def is_panoptic(self) -> bool:
+        return self.task == 'panoptic'
+
+    @property
+    def output_names(self) -> Tuple[str, ...]:
+        return PANOPTIC_OUTPUTS if self.is_panoptic else SEMANTIC_OUTPUTS
+
+    @property
+    def input_names(self) -> Tuple[str, ...]:
+        return ('image', 'center_threshold') if self.is_panoptic else ('image',)
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data['label_set'] = self.label_set.to_dict()
+        data['mean'] = [float(v) for v in self.mean]
+        data['std'] = [float(v) for v in self.std]
+        data['outputs'] = list(self.output_names)
+        data['inputs'] = list(self.input_names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any], source: str = '<dict>') -> 'ModelManifest':
+        if not isinstance(data, dict):
+            raise ManifestError(f'{source}: manifest is not a mapping')
+        data = dict(data)
+        data.pop('outputs', None)
+        data.pop('inputs', None)
+        version = data.get('format_version', FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise ManifestError(
+                f'{source}: manifest format {version} is not supported '
+                f'(expected {FORMAT_VERSION})')
+        missing = [k for k in ('name', 'architecture', 'task', 'input_height', 'input_width')
+                   if k not in data]
+        if missing:
+            raise ManifestError(f'{source}: manifest lacks {", ".join(missing)}')
+        try:
+            data['label_set'] = LabelSet.from_dict(data.get('label_set') or {}, source=source) \
+                if 'label_set' in data else cityscapes()
+            data['postprocess'] = PostprocessSettings(**(data.get('postprocess') or {}))
+            data['mean'] = tuple(float(v) for v in data.get('mean', (0.485, 0.456, 0.406)))
+            data['std'] = tuple(float(v) for v in data.get('std', (0.229, 0.224, 0.225)))
+            return cls(**data)
+        except TypeError as error:
+            raise ManifestError(f'{source}: malformed manifest: {error}') from None
+
+    def save(self, directory: str) -> str:
+        """Write ``directory/manifest.yaml`` atomically; returns its path."""
+        import yaml
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, MANIFEST_FILE)
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+    @classmethod
+    def load(cls, directory: str) -> 'ModelManifest':
+        """Read a package's manifest; raises ``ManifestError`` naming the file and problem."""
+        import yaml
+        path = os.path.join(directory, MANIFEST_FILE)
+        if not os.path.isdir(directory):
+            raise ManifestError(f'model package {directory} does not exist or is not a directory')
+        if not os.path.isfile(path):
+            raise ManifestError(f'model package {directory} has no {MANIFEST_FILE}')
+        try:
+            with open(path, 'r', encoding='utf-8') as stream:
+                data = yaml.safe_load(stream)
+        except yaml.YAMLError as error:
+            raise ManifestError(f'{path} is corrupt (not valid YAML): {error}') from None
+        return cls.from_dict(data, source=path)
+
+    def onnx_path(self, directory: str) -> str:
+        return os.path.join(directory, self.onnx_file)
