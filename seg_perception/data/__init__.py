@@ -1,0 +1,1 @@
+"""Data: synthetic driving scenes, Cityscapes-format I/O, Panoptic-DeepLab targets."""
