@@ -1,0 +1,137 @@
+"""PyTorch backend: runs the same fused graph (normalise -> network -> post-processing) as
+the ONNX export, built from the package's ``weights.pt``.
+
+FP16 (CUDA only) puts just the network in half precision; normalisation and the
+post-processing stay in float32 so the outputs keep the contract dtypes and the
+centre / offset arithmetic is not rounded.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+from ..manifest import ModelManifest
+from .base import Backend, BackendError, BackendInfo, BackendUnavailable
+
+TORCH_DEVICE_CHOICES = ('cpu', 'cuda')
+TORCH_PRECISION_CHOICES = ('fp32', 'fp16')
+
+
+def import_torch():
+    """Import torch or raise ``BackendUnavailable`` saying how to get it."""
+    try:
+        import torch
+    except ImportError as error:
+        raise BackendUnavailable(
+            f'torch is not installed ({error}); the torch backend needs PyTorch '
+            '(onnxruntime or tensorrt run packages without it)') from None
+    return torch
+
+
+def _half_precision(network):
+    """Wrap ``network`` so it runs in float16 but takes and returns float32 tensors."""
+    torch = import_torch()
+
+    class HalfPrecisionNetwork(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner.half()
+            for name in ('num_classes', 'panoptic', 'size_divisor'):
+                if hasattr(inner, name):
+                    setattr(self, name, getattr(inner, name))
+
+        def forward(self, x):
+            outputs = self.inner(x.half())
+            return {key: value.float() for key, value in outputs.items()}
+
+    return HalfPrecisionNetwork(network)
+
+
+class TorchBackend(Backend):
+    """Runs ``export.FusedSegmentationGraph`` on the package's torch weights.
+
+    Args:
+        manifest: The package's manifest; ``manifest.weights_file`` must be set.
+        package_dir: Package directory holding the weights file.
+        device: ``cpu`` or ``cuda`` (``cuda`` means ``cuda:0``).
+        precision: ``fp32``, or ``fp16`` (CUDA only).
+
+    Raises:
+        BackendUnavailable: torch, CUDA or the weights file is missing, or fp16 on CPU.
+        BackendError: The weights do not load into the manifest's architecture.
+    """
+
+    def __init__(self, manifest: ModelManifest, package_dir: str, device: str = 'cpu',
+                 precision: str = 'fp32') -> None:
+        if device not in TORCH_DEVICE_CHOICES:
+            raise ValueError(
+                f'device {device!r} is not one of {", ".join(TORCH_DEVICE_CHOICES)}')
+        if precision not in TORCH_PRECISION_CHOICES:
+            raise BackendUnavailable(
+                f'torch backend precision must be one of {", ".join(TORCH_PRECISION_CHOICES)}, '
+                f'not {precision!r}')
+        if precision == 'fp16' and device != 'cuda':
+            raise BackendUnavailable('torch backend runs fp16 only on device cuda')
+        if not manifest.weights_file:
+            raise BackendUnavailable(
+                f'package {package_dir} has no torch weights (manifest weights_file is empty); '
+                'the torch backend needs them')
+        torch = import_torch()
+        if device == 'cuda' and not torch.cuda.is_available():
+            raise BackendUnavailable('torch CUDA: no GPU visible to torch')
+        from ..export import FusedSegmentationGraph
+        from ..package import load_torch_network
+
+        self.manifest = manifest
+        self._torch = torch
+        self._device = torch.device('cuda:0' if device == 'cuda' else 'cpu')
+        try:
+            network = load_torch_network(package_dir, manifest, self._device)
+        except (OSError, RuntimeError, KeyError) as error:
+            raise BackendError(
+                f'cannot load the torch weights of package {package_dir}: {error}') from None
+        if precision == 'fp16':
+            network = _half_precision(network)
+        graph = FusedSegmentationGraph(network, manifest)
+        self._graph = graph.to(self._device).eval()
+        self._threshold = torch.zeros((1,), dtype=torch.float32, device=self._device)
+        detail = torch.cuda.get_device_name(self._device) if device == 'cuda' else \
+            f'torch {torch.__version__}, {torch.get_num_threads()} threads'
+        self.info = BackendInfo(name='torch', device=str(self._device), precision=precision,
+                                detail=detail)
+
+    def run(self, images: np.ndarray, center_threshold: float) -> Dict[str, np.ndarray]:
+        manifest = self.manifest
+        expected = (manifest.batch, 3, manifest.input_height, manifest.input_width)
+        if images.shape != expected or images.dtype != np.float32:
+            raise ValueError(
+                f'images must be float32 {expected}, got {images.dtype} {images.shape}')
+        if self._graph is None:
+            raise BackendError('torch backend is closed')
+        torch = self._torch
+        with torch.inference_mode():
+            batch = torch.from_numpy(images).to(self._device, non_blocking=False)
+            if manifest.is_panoptic:
+                self._threshold.fill_(float(center_threshold))
+                outputs = self._graph(batch, self._threshold)
+            else:
+                outputs = self._graph(batch)
+            if isinstance(outputs, dict):
+                values = [outputs[name] for name in manifest.output_names]
+            else:
+                values = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+            if len(values) != len(manifest.output_names):
+                raise BackendError(
+                    f'fused graph returned {len(values)} outputs, the manifest names '
+                    f'{len(manifest.output_names)}: {", ".join(manifest.output_names)}')
+            # The graph allocates fresh output tensors every call, so sharing memory with
+            # them (CPU .numpy()) still leaves the caller owning its arrays.
+            return {name: value.detach().cpu().numpy()
+                    for name, value in zip(manifest.output_names, values)}
+
+    def close(self) -> None:
+        self._graph = None
+        if getattr(self, '_device', None) is not None and self._device.type == 'cuda':
+            self._torch.cuda.empty_cache()
