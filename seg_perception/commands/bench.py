@@ -1,0 +1,69 @@
+"""``seg-perception bench``: latency of the Segmenter path for a model on a backend."""
+
+from __future__ import annotations
+
+import sys
+
+HELP = 'benchmark a model (architecture name or package) through the Segmenter'
+
+
+def add_arguments(parser) -> None:
+    from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES, PRECISION_CHOICES
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--model', metavar='NAME',
+                        help='registered architecture; exported with random weights to a '
+                             'temporary package first (speed does not depend on weights)')
+    source.add_argument('--package', metavar='DIR', help='an exported model package')
+    parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES)
+    parser.add_argument('--device', default='auto', choices=DEVICE_CHOICES)
+    parser.add_argument('--precision', default='auto', choices=PRECISION_CHOICES)
+    parser.add_argument('--height', type=int, help='network input height (with --model)')
+    parser.add_argument('--width', type=int, help='network input width (with --model)')
+    parser.add_argument('--tasks', default='semantic', choices=('semantic', 'panoptic'),
+                        help='graph to export with --model')
+    parser.add_argument('--image-height', type=int,
+                        help='camera image height fed to the Segmenter (default: network)')
+    parser.add_argument('--image-width', type=int,
+                        help='camera image width fed to the Segmenter (default: network)')
+    parser.add_argument('--iterations', type=int, default=50, help='timed frames')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed frames first')
+    parser.add_argument('--threads', type=int, help='onnxruntime intra-op threads')
+    parser.add_argument('--json', metavar='FILE', help='also write the numbers as JSON')
+
+
+def main(args) -> int:
+    import tempfile
+
+    from ..benchmark import export_random_package, format_report, run_benchmark, write_report_json
+    from ..segmenter import Segmenter
+
+    if (args.image_height is None) != (args.image_width is None):
+        print('error: give both --image-height and --image-width, or neither',
+              file=sys.stderr)
+        return 2
+    image_size = (args.image_height, args.image_width) if args.image_height else None
+    options = {} if args.threads is None else {'threads': args.threads}
+    with tempfile.TemporaryDirectory(prefix='seg_perception_bench_') as scratch:
+        if args.model:
+            if args.height is None or args.width is None:
+                print('error: --model needs --height and --width', file=sys.stderr)
+                return 2
+            print(f'exporting randomly initialised {args.model} ({args.tasks}) '
+                  f'{args.width}x{args.height}...', flush=True)
+            package = export_random_package(args.model, args.tasks, args.height, args.width,
+                                            scratch)
+        else:
+            if args.height is not None or args.width is not None:
+                print('error: --height/--width apply to --model; a package has its own size',
+                      file=sys.stderr)
+                return 2
+            package = args.package
+        with Segmenter.from_package(package, backend=args.backend, device=args.device,
+                                    precision=args.precision, **options) as segmenter:
+            report = run_benchmark(segmenter, image_size=image_size,
+                                   iterations=args.iterations, warmup=args.warmup)
+    print(format_report(report))
+    if args.json:
+        write_report_json(report, args.json)
+        print(f'wrote {args.json}')
+    return 0
