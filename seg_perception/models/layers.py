@@ -1,0 +1,106 @@
+"""Small building blocks shared by the architectures.
+
+Every op here exports to ONNX opset 17 with static shapes and parses in TensorRT 8.5 / 10.x:
+convolutions, batch norm, ReLU / PReLU / hardswish / hardsigmoid, average pooling and
+``Resize`` (bilinear, ``align_corners=False``) with *constant* scales. Resizes take a scale
+factor, never a size read from a tensor, so the exported graph has no Shape -> Resize chains.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+import warnings
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+ActivationFactory = Callable[[], nn.Module]
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor``, not below 90 % of it."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def upsample(features: torch.Tensor, factor: int) -> torch.Tensor:
+    """Bilinear upsampling by an integer factor (ONNX ``Resize`` with constant scales).
+
+    Args:
+        features: float (N, C, h, w).
+        factor: Integer scale; 1 returns ``features`` unchanged.
+
+    Returns:
+        float (N, C, h * factor, w * factor).
+    """
+    if factor == 1:
+        return features
+    return F.interpolate(features, scale_factor=float(factor), mode='bilinear',
+                         align_corners=False)
+
+
+def static_shape(features: torch.Tensor) -> Tuple[int, ...]:
+    """Shape of ``features`` as Python ints.
+
+    Under ``torch.onnx.export`` tracing this bakes the shape into the graph as constants,
+    which is what we want: every graph made here has static shapes. The tracer's warning
+    about exactly that is silenced.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        return tuple(int(size) for size in features.shape)
+
+
+def static_spatial_size(features: torch.Tensor) -> Tuple[int, int]:
+    """(height, width) of float (N, C, H, W) ``features`` as Python ints (see
+    ``static_shape``)."""
+    shape = static_shape(features)
+    return shape[-2], shape[-1]
+
+
+def conv_bn_act(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                dilation: int = 1, groups: int = 1,
+                activation: Optional[ActivationFactory] = nn.ReLU) -> nn.Sequential:
+    """Conv (same padding, no bias) + BatchNorm + optional activation."""
+    padding = dilation * (kernel_size - 1) // 2
+    layers = [
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                  dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(out_channels),
+    ]
+    if activation is not None:
+        layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class SeparableConv(nn.Sequential):
+    """Depthwise k x k conv + BN + act, then pointwise 1 x 1 conv + BN + act."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 dilation: int = 1, activation: ActivationFactory = nn.ReLU) -> None:
+        super().__init__(
+            conv_bn_act(in_channels, in_channels, kernel_size, dilation=dilation,
+                        groups=in_channels, activation=activation),
+            conv_bn_act(in_channels, out_channels, 1, activation=activation),
+        )
+
+
+class SqueezeExcite(nn.Module):
+    """MobileNetV3 squeeze-and-excitation: global mean -> 1x1 -> ReLU -> 1x1 -> hardsigmoid.
+
+    The channel weights (N, C, 1, 1) multiply the input by broadcasting, so no resize is
+    needed and the ONNX graph is ReduceMean / Conv / HardSigmoid / Mul.
+    """
+
+    def __init__(self, channels: int, squeeze_channels: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, squeeze_channels, 1)
+        self.expand = nn.Conv2d(squeeze_channels, channels, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        weights = features.mean(dim=(2, 3), keepdim=True)
+        weights = F.hardsigmoid(self.expand(F.relu(self.reduce(weights))))
+        return features * weights
