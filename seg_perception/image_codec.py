@@ -26,9 +26,10 @@ from typing import Any, Mapping, Optional, Tuple
 
 import numpy as np
 
-# Sanity limits against corrupt headers and decompression bombs; far above any camera.
+# Sanity limits against corrupt headers and decompression bombs, far above any camera:
+# 16384 pixels per side and 2**27 (134 M) pixels in all, e.g. 16384 x 8192.
 MAX_IMAGE_SIDE = 16384
-MAX_IMAGE_PIXELS = 2 ** 28
+MAX_IMAGE_PIXELS = 2 ** 27
 
 JPEG_QUALITY_DEFAULT = 90
 PNG_COMPRESSION_DEFAULT = 3
