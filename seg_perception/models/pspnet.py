@@ -57,12 +57,8 @@ class PyramidPooling(nn.Module):
                     f'bin {bin_size}; use inputs that are multiples of {SIZE_DIVISOR}')
             kernel = (height // bin_size, width // bin_size)
             pooled = branch(F.avg_pool2d(features, kernel_size=kernel, stride=kernel))
-            if bin_size == 1:
-                pyramid.append(pooled.expand(-1, -1, height, width))
-            else:
-                pyramid.append(F.interpolate(pooled, scale_factor=(float(kernel[0]),
-                                                                   float(kernel[1])),
-                                             mode='bilinear', align_corners=False))
+            pyramid.append(F.interpolate(pooled, scale_factor=(float(kernel[0]), float(kernel[1])),
+                                         mode='bilinear', align_corners=False))
         return self.bottleneck(torch.cat(pyramid, dim=1))
 
 
