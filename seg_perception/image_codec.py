@@ -381,6 +381,9 @@ def _make_message(msg_type: Optional[type], default_type: type, fields: dict,
         fields['header'] = header
     if msg_type is None:
         return default_type(**fields)
+    if hasattr(msg_type, '__msgtype__'):
+        # rosbags message classes serialize uint8[] fields from numpy arrays only.
+        fields['data'] = np.frombuffer(fields['data'], dtype=np.uint8)
     try:
         return msg_type(**fields)
     except (TypeError, AssertionError) as error:
@@ -399,12 +402,14 @@ def encode_image(image: np.ndarray, encoding: str, header: Any = None,
             A non-native byte order is kept and reported through ``is_bigendian``.
         encoding: A name from :data:`SUPPORTED_ENCODINGS`.
         header: Copied into the message's ``header`` when given (e.g. the input's header).
-        image_msg_type: Message class to build, e.g. ``sensor_msgs.msg.Image``; called with
+        image_msg_type: Message class to build, e.g. ``sensor_msgs.msg.Image`` or a rosbags
+            typestore's ``sensor_msgs/msg/Image`` (which needs ``header``); called with
             keyword fields. ``None`` builds an :class:`ImageMessage`.
 
     Returns:
         The message, with ``step = W * bytes_per_pixel`` (no padding) and ``data`` an
-        ``array.array('B')`` holding one copy of the pixels.
+        ``array.array('B')`` holding one copy of the pixels (a uint8 ndarray viewing that
+        copy for rosbags message classes).
 
     Raises:
         ImageDecodeError: unknown encoding, wrong dtype or shape, empty or oversized image,

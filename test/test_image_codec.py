@@ -142,6 +142,29 @@ def test_header_is_copied_into_ros_messages():
     assert compressed.header.frame_id == 'camera_front'
 
 
+def test_rosbags_messages_decode_and_build():
+    typesys = pytest.importorskip('rosbags.typesys')
+    store = typesys.get_typestore(typesys.Stores.ROS2_HUMBLE)
+    header = store.types['std_msgs/msg/Header'](
+        stamp=store.types['builtin_interfaces/msg/Time'](sec=3, nanosec=4), frame_id='cam')
+    array = _random_array('bgr8')
+    built = encode_image(array, 'bgr8', header=header,
+                         image_msg_type=store.types['sensor_msgs/msg/Image'])
+    raw = store.serialize_cdr(built, 'sensor_msgs/msg/Image')
+    parsed = store.deserialize_cdr(raw, 'sensor_msgs/msg/Image')
+    assert isinstance(parsed.data, np.ndarray) and parsed.header.frame_id == 'cam'
+    decoded = decode_image(parsed)
+    assert np.shares_memory(decoded, parsed.data)
+    np.testing.assert_array_equal(decoded, array)
+    np.testing.assert_array_equal(to_rgb8(parsed), array[:, :, ::-1])
+    compressed = encode_compressed(_smooth_rgb(), 'png', header=header,
+                                   compressed_msg_type=store.types['sensor_msgs/msg/CompressedImage'])
+    parsed = store.deserialize_cdr(
+        store.serialize_cdr(compressed, 'sensor_msgs/msg/CompressedImage'),
+        'sensor_msgs/msg/CompressedImage')
+    np.testing.assert_array_equal(decode_compressed(parsed), _smooth_rgb())
+
+
 # --------------------------------------------------------------------------- zero copy
 
 
