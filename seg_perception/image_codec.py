@@ -288,7 +288,7 @@ _GENERIC_RGB_CHANNELS = {1: 'COLOR_GRAY2RGB', 3: None, 4: 'COLOR_RGBA2RGB'}
 
 def rgb8_convertible(encoding: str) -> bool:
     """Whether :func:`to_rgb8` accepts ``encoding``."""
-    info = ENCODINGS.get(encoding)
+    info = ENCODINGS.get(encoding) if isinstance(encoding, str) else None
     if info is None:
         return False
     if info.layout != 'generic':
