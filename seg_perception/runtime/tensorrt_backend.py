@@ -1,0 +1,360 @@
+"""TensorRT backend: loads (or builds, then caches) a package's engine and runs it.
+
+Name-based I/O (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``; TensorRT
+8.5 has these too, the ``execute_async_v2`` bindings path remains for 8.4 / JetPack 5.0).
+Device buffers, pinned host buffers and a stream per thread come from cuda-python
+(``cuda_memory``), every return value is checked, and only the manifest's compact outputs
+(int32 maps, float32 confidence) are copied back to the host.
+
+An engine is deserialized only after its sidecar key equals the key wanted now and the
+bytes read have the recorded checksum (see ``engine_cache``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+import hashlib
+import os
+import threading
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..manifest import ModelManifest
+from . import cuda_memory
+from .base import Backend, BackendError, BackendInfo, BackendUnavailable
+from .engine_builder import (
+    build_engine,
+    BUILD_PRECISIONS,
+    BuildOptions,
+    DEFAULT_WORKSPACE_MB,
+    import_tensorrt,
+    make_engine_key,
+    probe_platform,
+)
+from .engine_cache import (
+    decide,
+    default_engine_path,
+    file_sha256,
+    read_sidecar,
+    SidecarError,
+    timing_cache_path,
+)
+
+#: dtype of every tensor of the graph contract (``seg_perception.manifest``).
+GRAPH_DTYPES = {
+    'image': np.float32, 'center_threshold': np.float32, 'semantic': np.int32,
+    'confidence': np.float32, 'instance': np.int32, 'panoptic': np.int32,
+    'instance_score': np.float32,
+}
+
+
+def tensorrt_available() -> Tuple[bool, str]:
+    """Whether this machine can run the TensorRT backend, and why not (or what it has).
+
+    Cheap: imports tensorrt and cuda-python and asks the driver for device 0, nothing more.
+    """
+    try:
+        trt = import_tensorrt()
+        cuda_memory.load_cudart()
+    except BackendUnavailable as error:
+        return False, str(error)
+    try:
+        count = cuda_memory.device_count()
+    except BackendError as error:
+        return False, f'CUDA driver not usable: {error}'
+    if count == 0:
+        return False, 'no CUDA GPU found'
+    try:
+        gpu = cuda_memory.gpu_properties(0)
+    except BackendError as error:
+        return False, str(error)
+    return True, f'TensorRT {trt.__version__} on {gpu.name} (sm {gpu.compute_capability_text})'
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One engine I/O tensor: name, direction, numpy dtype, shape (-1 = dynamic), binding."""
+
+    name: str
+    is_input: bool
+    dtype: Any
+    shape: Tuple[int, ...]
+    binding: int
+
+
+def describe_tensors(trt: Any, engine: Any) -> List[TensorSpec]:
+    """The engine's I/O tensors, via the name API (>= 8.5) or bindings (older)."""
+    specs = []
+    if hasattr(engine, 'num_io_tensors'):
+        for index in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(index)
+            specs.append(TensorSpec(
+                name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                _numpy_dtype(trt, engine.get_tensor_dtype(name), name),
+                tuple(engine.get_tensor_shape(name)), index))
+    else:
+        for index in range(engine.num_bindings):
+            name = engine.get_binding_name(index)
+            specs.append(TensorSpec(
+                name, bool(engine.binding_is_input(index)),
+                _numpy_dtype(trt, engine.get_binding_dtype(index), name),
+                tuple(engine.get_binding_shape(index)), index))
+    return specs
+
+
+def check_tensors(specs: Sequence[TensorSpec], manifest: ModelManifest,
+                  engine_path: str) -> None:
+    """Raise ``BackendError`` unless the engine has the manifest's inputs and outputs."""
+    by_name = {spec.name: spec for spec in specs}
+    expected_image = (manifest.batch, 3, manifest.input_height, manifest.input_width)
+    for name in manifest.input_names + manifest.output_names:
+        spec = by_name.get(name)
+        if spec is None:
+            raise BackendError(f'engine {engine_path} has no tensor {name!r} (has '
+                               f'{", ".join(sorted(by_name))}); rebuild it with --force')
+        if spec.is_input != (name in manifest.input_names):
+            raise BackendError(f'engine {engine_path}: tensor {name!r} has the wrong direction')
+        if np.dtype(spec.dtype) != np.dtype(GRAPH_DTYPES[name]):
+            raise BackendError(f'engine {engine_path}: tensor {name!r} is '
+                               f'{np.dtype(spec.dtype)}, the graph contract says '
+                               f'{np.dtype(GRAPH_DTYPES[name])}')
+    image = by_name['image'].shape
+    if len(image) != 4 or any(d not in (-1, e) for d, e in zip(image, expected_image)):
+        raise BackendError(f'engine {engine_path} takes image {image}, the manifest says '
+                           f'{expected_image}')
+
+
+class TensorRTBackend(Backend):
+    """Runs the fused graph with TensorRT on a CUDA GPU.
+
+    Args:
+        manifest: The package's manifest.
+        package_dir: The model package directory (its ONNX is built from).
+        precision: ``fp16`` (default; ``auto`` means the same), ``fp32`` or ``int8``.
+        engine_path: Engine file; default next to the package (or the user cache when the
+            package is read-only), named after precision and batch.
+        force_rebuild: Rebuild even when the cached engine matches (``force_engine_update``).
+        build_only: Make sure a matching engine exists (building it if needed), then stop:
+            no execution context, ``run`` raises.
+        workspace_mb: Builder memory-pool limit.
+        fp32_layers: Layer-name patterns kept in FP32 (FP16 accuracy problems).
+        calib_images_dir: INT8 calibration images (required for ``int8``).
+        allow_build: False = never build; fail with the reason when the cached engine is
+            missing or does not match.
+        device_index: CUDA device.
+        onnx_path: Build from this ONNX instead of the package's (e.g. an FP16-converted
+            graph for TensorRT 11).
+        progress: Receives build progress lines (default ``print``).
+
+    Raises:
+        BackendUnavailable: TensorRT, cuda-python or a GPU is missing.
+        BackendError: Unusable engine in no-build mode, build failure, engine that does not
+            match the graph contract, CUDA errors.
+        ValueError: Bad precision / options (the message lists valid choices).
+    """
+
+    def __init__(self, manifest: ModelManifest, package_dir: str, precision: str = 'fp16',
+                 engine_path: Optional[str] = None, force_rebuild: bool = False,
+                 build_only: bool = False, workspace_mb: int = DEFAULT_WORKSPACE_MB,
+                 fp32_layers: Sequence[str] = (), calib_images_dir: Optional[str] = None,
+                 allow_build: bool = True, device_index: int = 0,
+                 onnx_path: Optional[str] = None,
+                 progress: Optional[Callable[[str], None]] = None) -> None:
+        precision = 'fp16' if precision == 'auto' else precision
+        if precision not in BUILD_PRECISIONS:
+            raise ValueError(f'TensorRT precision {precision!r} is not one of '
+                             f'{", ".join(BUILD_PRECISIONS)}')
+        self.manifest = manifest
+        self._progress = progress or print
+        self._engine = None
+        self._states: List['_ThreadState'] = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._device_index = int(device_index)
+        platform = probe_platform(self._device_index)
+        onnx_path = onnx_path or manifest.onnx_path(package_dir)
+        onnx_sha256 = _checked_onnx_sha256(onnx_path, manifest, package_dir)
+        options = BuildOptions(precision=precision, workspace_mb=int(workspace_mb),
+                               fp32_layers=tuple(fp32_layers), calib_images_dir=calib_images_dir)
+        calibration_sha256 = ''
+        if precision == 'int8':
+            from .calibration import calibration_set_sha256
+            calibration_sha256 = calibration_set_sha256(calib_images_dir)
+        self.key = make_engine_key(manifest, onnx_sha256, platform, options, calibration_sha256)
+        self.engine_path = engine_path or default_engine_path(
+            package_dir, manifest.onnx_file, precision, manifest.batch, manifest.name,
+            onnx_sha256)
+        options = replace(options, timing_cache_path=timing_cache_path(
+            self.engine_path, platform.tensorrt_version, platform.gpu_name))
+        self.decision = decide(self.engine_path, self.key, force_rebuild, allow_build)
+        if self.decision.action == 'fail':
+            raise BackendError(f'TensorRT engine not usable: {self.decision.reason}')
+        if self.decision.action == 'build':
+            self._progress(f'TensorRT engine: {self.decision.reason}; building it now')
+            build_engine(onnx_path, self.engine_path, self.key, manifest, options,
+                         self._progress)
+        self.info = BackendInfo(
+            'tensorrt', f'cuda:{self._device_index}', precision,
+            f'TensorRT {platform.tensorrt_version}, {platform.gpu_name}, engine '
+            f'{self.engine_path}')
+        if build_only:
+            return
+        self._trt = import_tensorrt()
+        self._logger = self._trt.Logger(self._trt.Logger.WARNING)
+        self._runtime = self._trt.Runtime(self._logger)
+        self._engine = self._deserialize()
+        self._specs = describe_tensors(self._trt, self._engine)
+        check_tensors(self._specs, manifest, self.engine_path)
+
+    def _deserialize(self) -> Any:
+        """Read the engine once, check those exact bytes against the sidecar, deserialize."""
+        try:
+            sidecar = read_sidecar(self.engine_path)
+        except SidecarError as error:
+            raise BackendError(f'engine sidecar changed while loading: {error}') from None
+        with open(self.engine_path, 'rb') as stream:
+            data = stream.read()
+        if sidecar.key != self.key or hashlib.sha256(data).hexdigest() != sidecar.engine_sha256:
+            raise BackendError(f'{self.engine_path} changed while loading (another build?); '
+                               'not deserializing it, try again')
+        cuda_memory.set_device(self._device_index)
+        engine = self._runtime.deserialize_cuda_engine(data)
+        if engine is None:
+            raise BackendError(
+                f'TensorRT could not deserialize {self.engine_path} although its sidecar '
+                'matches this machine (see TensorRT messages above); rebuild it with '
+                '`seg-perception build-engine --force` or force_engine_update')
+        return engine
+
+    def run(self, images: np.ndarray, center_threshold: float) -> Dict[str, np.ndarray]:
+        if self._engine is None:
+            raise BackendError('TensorRT backend was created with build_only=True (or is '
+                               'closed): it cannot run inference')
+        expected = (self.manifest.batch, 3, self.manifest.input_height,
+                    self.manifest.input_width)
+        if not isinstance(images, np.ndarray) or images.shape != expected \
+                or images.dtype != np.float32:
+            raise ValueError(f'images must be float32 {expected}, got '
+                             f'{getattr(images, "dtype", type(images).__name__)} '
+                             f'{getattr(images, "shape", "")}')
+        state = self._thread_state()
+        np.copyto(state.host['image'].array, images)
+        if self.manifest.is_panoptic:
+            state.host['center_threshold'].array[0] = center_threshold
+        return state.run(self.manifest.input_names, self.manifest.output_names)
+
+    def _thread_state(self) -> '_ThreadState':
+        state = getattr(self._local, 'state', None)
+        if state is None:
+            with self._lock:
+                state = _ThreadState(self._trt, self._engine, self._specs, self.manifest,
+                                     self._device_index)
+                self._states.append(state)
+            self._local.state = state
+        return state
+
+    def close(self) -> None:
+        with self._lock:
+            states, self._states = self._states, []
+            if states or self._engine is not None:
+                cuda_memory.set_device(self._device_index)
+            for state in states:
+                state.close()
+            self._local = threading.local()
+            self._engine = None
+            self._runtime = None
+
+
+class _ThreadState:
+    """One thread's execution context, stream and buffers (contexts are not thread-safe)."""
+
+    def __init__(self, trt: Any, engine: Any, specs: Sequence[TensorSpec],
+                 manifest: ModelManifest, device_index: int) -> None:
+        cuda_memory.set_device(device_index)
+        self.device: Dict[str, cuda_memory.DeviceBuffer] = {}
+        self.host: Dict[str, cuda_memory.PinnedArray] = {}
+        self.stream = cuda_memory.CudaStream()
+        self.context = engine.create_execution_context()
+        try:
+            if self.context is None:
+                raise BackendError('TensorRT could not create an execution context (GPU out '
+                                   'of memory?)')
+            self._v3 = hasattr(self.context, 'execute_async_v3')
+            self._setup(specs, manifest)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, specs: Sequence[TensorSpec], manifest: ModelManifest) -> None:
+        for spec in specs:
+            if spec.is_input and any(d < 0 for d in spec.shape):
+                shape = (manifest.batch,) + tuple(spec.shape[1:])
+                ok = self.context.set_input_shape(spec.name, shape) if self._v3 \
+                    else self.context.set_binding_shape(spec.binding, shape)
+                if not ok:
+                    raise BackendError(f'TensorRT rejected input shape {shape} for {spec.name!r} '
+                                       "(outside the engine's optimisation profile)")
+        self._bindings = [0] * len(specs)
+        copied = set(manifest.input_names) | set(manifest.output_names)
+        for spec in specs:
+            shape = tuple(self.context.get_tensor_shape(spec.name) if self._v3
+                          else self.context.get_binding_shape(spec.binding))
+            if any(d < 0 for d in shape):
+                raise BackendError(f'TensorRT could not infer the shape of {spec.name!r} '
+                                   f'({shape})')
+            nbytes = max(1, int(np.prod(shape))) * np.dtype(spec.dtype).itemsize
+            self.device[spec.name] = cuda_memory.DeviceBuffer(nbytes)
+            if spec.name in copied:
+                self.host[spec.name] = cuda_memory.PinnedArray(shape, spec.dtype)
+            pointer = self.device[spec.name].pointer
+            self._bindings[spec.binding] = pointer
+            if self._v3 and not self.context.set_tensor_address(spec.name, pointer):
+                raise BackendError(f'TensorRT rejected the device address of {spec.name!r}')
+
+    def run(self, inputs: Sequence[str], outputs: Sequence[str]) -> Dict[str, np.ndarray]:
+        for name in inputs:
+            cuda_memory.copy_to_device_async(self.device[name], self.host[name], self.stream)
+        if self._v3:
+            ok = self.context.execute_async_v3(self.stream.handle)
+        else:
+            ok = self.context.execute_async_v2(self._bindings, self.stream.handle)
+        if not ok:
+            raise BackendError('TensorRT inference failed to enqueue (see TensorRT messages)')
+        for name in outputs:
+            cuda_memory.copy_to_host_async(self.host[name], self.device[name], self.stream)
+        self.stream.synchronize()
+        return {name: self.host[name].array.copy() for name in outputs}
+
+    def close(self) -> None:
+        try:
+            self.stream.synchronize()
+        except BackendError:
+            pass  # freeing below still has to happen
+        self.context = None
+        for buffer in list(self.device.values()) + list(self.host.values()):
+            buffer.close()
+        self.device, self.host = {}, {}
+        self.stream.close()
+
+
+def _numpy_dtype(trt: Any, dtype: Any, name: str) -> Any:
+    try:
+        return np.dtype(trt.nptype(dtype))
+    except TypeError:
+        raise BackendError(f'engine tensor {name!r} has type {dtype}, which the graph contract '
+                           'does not use (int32 / float32 only)') from None
+
+
+def _checked_onnx_sha256(onnx_path: str, manifest: ModelManifest, package_dir: str) -> str:
+    if not os.path.isfile(onnx_path):
+        raise BackendError(f'ONNX graph {onnx_path} does not exist; the TensorRT engine is '
+                           'built from it')
+    digest = file_sha256(onnx_path)
+    is_package_onnx = os.path.abspath(onnx_path) == os.path.abspath(
+        manifest.onnx_path(package_dir))
+    if is_package_onnx and manifest.onnx_sha256 and digest != manifest.onnx_sha256:
+        raise BackendError(f'{onnx_path} does not match the checksum in the manifest '
+                           '(corrupt or replaced); re-export the package')
+    return digest
+
