@@ -237,7 +237,11 @@ class Segmenter:
                 instances_from_connected_components,
                 panoptic_from_semantic_and_instance,
             )
-            instance = instances_from_connected_components(semantic, labels.thing_ids)
+            settings = manifest.postprocess
+            # Ids capped at top_k, like the panoptic graphs, so they stay below label_divisor.
+            instance = instances_from_connected_components(
+                semantic, labels.thing_ids, min_area=settings.min_instance_area,
+                max_instances=settings.top_k)
             panoptic = panoptic_from_semantic_and_instance(
                 semantic, instance, manifest.label_divisor, labels.void_id)
             instance_score = None

@@ -164,7 +164,7 @@ def main(args) -> int:
             if not cv2.imwrite(path, cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
                 print(f'error: could not write {path}', file=sys.stderr)
                 return 1
-            things = sum(1 for s in result.segments if s.category_id in result.thing_ids)
+            things = sum(1 for segment in result.segments if segment.is_thing)
             print(f'frame {index}: {image.shape[1]}x{image.shape[0]} preprocess '
                   f'{timing.preprocess_ms:.1f} ms, inference {timing.inference_ms:.1f} ms, '
                   f'post-processing {timing.postprocess_ms:.1f} ms; {len(result.segments)} '

@@ -1,9 +1,9 @@
 """PyTorch backend: runs the same fused graph (normalise -> network -> post-processing) as
 the ONNX export, built from the package's ``weights.pt``.
 
-FP16 (CUDA only) puts just the network in half precision; normalisation and the
-post-processing stay in float32 so the outputs keep the contract dtypes and the
-centre / offset arithmetic is not rounded.
+FP16 (CUDA only) puts just the network in half precision; ``FusedSegmentationGraph`` keeps
+normalisation and post-processing in float32, so the outputs keep the contract dtypes and
+the centre / offset arithmetic is not rounded.
 """
 
 from __future__ import annotations
@@ -28,25 +28,6 @@ def import_torch():
             f'torch is not installed ({error}); the torch backend needs PyTorch '
             '(onnxruntime or tensorrt run packages without it)') from None
     return torch
-
-
-def _half_precision(network):
-    """Wrap ``network`` so it runs in float16 but takes and returns float32 tensors."""
-    torch = import_torch()
-
-    class HalfPrecisionNetwork(torch.nn.Module):
-        def __init__(self, inner) -> None:
-            super().__init__()
-            self.inner = inner.half()
-            for name in ('num_classes', 'panoptic', 'size_divisor'):
-                if hasattr(inner, name):
-                    setattr(self, name, getattr(inner, name))
-
-        def forward(self, x):
-            outputs = self.inner(x.half())
-            return {key: value.float() for key, value in outputs.items()}
-
-    return HalfPrecisionNetwork(network)
 
 
 class TorchBackend(Backend):
@@ -93,7 +74,8 @@ class TorchBackend(Backend):
             raise BackendError(
                 f'cannot load the torch weights of package {package_dir}: {error}') from None
         if precision == 'fp16':
-            network = _half_precision(network)
+            # FusedSegmentationGraph follows the network's dtype and casts its heads back.
+            network = network.half()
         graph = FusedSegmentationGraph(network, manifest)
         self._graph = graph.to(self._device).eval()
         self._threshold = torch.zeros((1,), dtype=torch.float32, device=self._device)
