@@ -1,0 +1,233 @@
+"""Post-processing as a torch module, exported as the tail of the ONNX / TensorRT graph.
+
+``FusedPostprocess`` does exactly what the numpy reference in ``postprocess`` does (see that
+module's docstring for the full algorithm; tests compare the two, eager and exported):
+
+1. semantic = argmax over classes (ties -> lowest), confidence = ``1 / sum(exp(l - max))``.
+2. Grouping grid of stride s: cell (i, j) samples pixel (s*i + s//2, s*j + s//2) (strided
+   Slice) and covers pixels [s*i, s*i + s) x [s*j, s*j + s).
+3. Centre NMS on the grid: MaxPool kernel ``2*ceil((nms_kernel//2)/s) + 1``, keep cells equal
+   to the pooled value and > center_threshold, TopK with constant K = min(top_k, cells)
+   (ties -> lower index); slots past the last centre are invalid (score 0).
+4. Every cell joins the valid centre nearest to (i + dy/s, j + dx/s) in float32 squared
+   distance (ArgMin, ties -> lowest slot; invalid slots sit at +inf); none valid -> 0.
+5. Votes = one-hot(instance)^T . one-hot(thing class) as one batched MatMul on the grid;
+   class = ArgMax (ties -> lowest), area = cells * s^2; keep when it has a thing cell and
+   area >= min_instance_area (else id 0, score 0); ids are slot + 1.
+6. Nearest upsampling (Mul by ones + Reshape): thing pixels take their cell's instance and, when
+   non-zero, its voted class; panoptic = semantic * label_divisor + instance; stuff classes
+   whose grid area cells * s^2 < stuff_area become void * label_divisor in panoptic.
+
+Only ops that onnx-tensorrt parses for TensorRT 8.5 and 10.x: ArgMax/ArgMin, ReduceMax,
+ReduceSum, Exp, Slice, MaxPool (no indices), TopK (constant K), Gather, GatherElements, MatMul,
+Equal/Greater/And, Where, Cast, Concat, Reshape; no loops, no NonZero, no ScatterND. All
+integer outputs are int32. The grouping distances stay in grid units, so the squared
+distances of nearby centres fit FP16.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .manifest import PostprocessSettings
+from .postprocess import (
+    check_grid_size,
+    grid_nms_kernel,
+    num_center_slots,
+    validate_settings,
+)
+
+
+class FusedPostprocess(nn.Module):
+    """Graph post-processing for a fixed network size; see the module docstring.
+
+    Args:
+        num_classes: Number of semantic classes C.
+        thing_ids: Class ids that get instances.
+        settings: Panoptic-DeepLab settings (``center_threshold`` is the default threshold
+            when ``forward`` gets none).
+        label_divisor: Panoptic id = class * label_divisor + instance.
+        void_id: Class id of void in the panoptic map.
+        panoptic: False makes ``forward`` return only semantic and confidence.
+        height, width: Network input size H, W (multiples of ``grouping_stride``).
+    """
+
+    def __init__(self, num_classes: int, thing_ids: Sequence[int],
+                 settings: Optional[PostprocessSettings] = None, label_divisor: int = 1000,
+                 void_id: int = 255, panoptic: bool = True, *, height: int,
+                 width: int) -> None:
+        super().__init__()
+        settings = settings or PostprocessSettings()
+        validate_settings(settings, num_classes, thing_ids, label_divisor, void_id)
+        things = sorted(set(int(t) for t in thing_ids))
+        self.num_classes = num_classes
+        self.panoptic = panoptic
+        self.height = height
+        self.width = width
+        self.label_divisor = label_divisor
+        self.void_id = void_id
+        self.stride = settings.grouping_stride
+        self.default_threshold = float(settings.center_threshold)
+        self.top_k = settings.top_k
+        self.stuff_area = settings.stuff_area
+        self.min_instance_area = settings.min_instance_area
+        self.register_buffer('one', torch.ones((), dtype=torch.float32), persistent=False)
+        if not panoptic:
+            return
+        check_grid_size(height, width, self.stride)
+        grid_height, grid_width = height // self.stride, width // self.stride
+        self.grid_height, self.grid_width = grid_height, grid_width
+        self.nms_kernel = grid_nms_kernel(settings.nms_kernel, self.stride)
+        self.slots = num_center_slots(settings.top_k, grid_height, grid_width)
+        grid_y, grid_x = torch.meshgrid(torch.arange(grid_height, dtype=torch.float32),
+                                        torch.arange(grid_width, dtype=torch.float32),
+                                        indexing='ij')
+        # Lookup tables are int32, not bool: Gather of bool data is not portable to TensorRT.
+        is_thing = torch.zeros(num_classes, dtype=torch.int32)
+        is_thing[things] = 1
+        self.register_buffer('grid_y', grid_y.reshape(-1), persistent=False)
+        self.register_buffer('grid_x', grid_x.reshape(-1), persistent=False)
+        # Without thing classes a -1 placeholder never matches, so no instance is kept.
+        self.register_buffer('thing_ids', torch.tensor(things or [-1], dtype=torch.int32),
+                             persistent=False)
+        self.register_buffer('is_thing', is_thing, persistent=False)
+        self.register_buffer('slot_ids', torch.arange(1, self.slots + 1, dtype=torch.int32),
+                             persistent=False)
+        self.register_buffer('cell_ones', torch.ones((1, 1, self.stride, 1, self.stride),
+                                                     dtype=torch.int32), persistent=False)
+        self.register_buffer('unused_scores', torch.zeros((1, settings.top_k - self.slots)),
+                             persistent=False)
+        self.register_buffer('class_ids', torch.arange(num_classes, dtype=torch.int32),
+                             persistent=False)
+
+    def forward(self, semantic_logits: torch.Tensor, center: Optional[torch.Tensor] = None,
+                offset: Optional[torch.Tensor] = None,
+                center_threshold: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
+        """Post-process a batch (outputs ordered as ``manifest.PANOPTIC_OUTPUTS``).
+
+        Args:
+            semantic_logits: float (B, C, H, W).
+            center: float (B, 1, H, W) heatmap (panoptic only).
+            offset: float (B, 2, H, W) (dy, dx) in network pixels (panoptic only).
+            center_threshold: float (1,) run-time threshold; None uses the settings' value.
+
+        Returns:
+            semantic int32 (B, H, W), confidence float32 (B, H, W) and, when panoptic,
+            instance int32 (B, H, W), panoptic int32 (B, H, W), instance_score float32
+            (B, top_k).
+        """
+        # Shapes are static in an export; checking them while tracing only adds warnings.
+        checking = not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+        expected = (self.num_classes, self.height, self.width)
+        if checking and (semantic_logits.dim() != 4
+                         or tuple(semantic_logits.shape[1:]) != expected):
+            raise ValueError(f'semantic_logits must be (B, {expected[0]}, {expected[1]}, '
+                             f'{expected[2]}), got {tuple(semantic_logits.shape)}')
+        logits = semantic_logits.float()
+        semantic = torch.argmax(logits, dim=1)
+        peak = torch.amax(logits, dim=1, keepdim=True)
+        confidence = torch.div(self.one, torch.exp(logits - peak).sum(dim=1))
+        semantic = semantic.to(torch.int32)
+        if not self.panoptic:
+            return semantic, confidence
+        if center is None or offset is None:
+            raise ValueError('a panoptic FusedPostprocess needs center and offset heads')
+        batch = logits.shape[0]
+        if checking and (tuple(center.shape) != (batch, 1, self.height, self.width)
+                         or tuple(offset.shape) != (batch, 2, self.height, self.width)):
+            raise ValueError(
+                f'center {tuple(center.shape)} must be (B, 1, H, W) and offset '
+                f'{tuple(offset.shape)} must be (B, 2, H, W) matching the logits')
+        if center_threshold is None:
+            threshold = torch.full((1,), self.default_threshold, dtype=torch.float32,
+                                   device=logits.device)
+        else:
+            threshold = center_threshold.float().reshape(1)
+        return self._panoptic(semantic, confidence, center.float(), offset.float(), threshold)
+
+    def _panoptic(self, semantic: torch.Tensor, confidence: torch.Tensor, center: torch.Tensor,
+                  offset: torch.Tensor, threshold: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        batch = semantic.shape[0]
+        stride, start = self.stride, self.stride // 2
+        cells = self.grid_height * self.grid_width
+        grid_semantic = semantic[:, start::stride, start::stride].reshape(batch, cells)
+        heat = center[:, :, start::stride, start::stride]
+        grid_offset = offset[:, :, start::stride, start::stride].reshape(batch, 2, cells)
+
+        scores, valid, center_y, center_x = self._find_centers(heat, threshold)
+        target_y = self.grid_y + grid_offset[:, 0] / float(stride)
+        target_x = self.grid_x + grid_offset[:, 1] / float(stride)
+        delta_y = target_y.unsqueeze(2) - center_y.unsqueeze(1)
+        delta_x = target_x.unsqueeze(2) - center_x.unsqueeze(1)
+        distance = delta_y * delta_y + delta_x * delta_x
+        nearest = torch.argmin(distance, dim=2).to(torch.int32) + 1
+        assignment = torch.where(valid[:, :1], nearest, 0)
+
+        # Votes by one MatMul: (B, K, cells) one-hot of instances x (B, cells, T) one-hot of
+        # thing classes; counts are small integers, exact in float32.
+        instance_onehot = (assignment.unsqueeze(1) == self.slot_ids.view(1, -1, 1)).float()
+        thing_onehot = (grid_semantic.unsqueeze(2) == self.thing_ids.view(1, 1, -1)).float()
+        votes = torch.matmul(instance_onehot, thing_onehot)
+        thing_cells = votes.sum(dim=2)
+        voted_class = self.thing_ids[torch.argmax(votes, dim=2)]
+        area = thing_cells * float(stride * stride)
+        keep = valid & (thing_cells >= 1.0) & (area >= float(self.min_instance_area))
+
+        # Slot 0 of each table is "no instance".
+        no_instance = voted_class[:, :1] * 0  # (B, 1) zeros without Expand / ConstantOfShape
+        instance_table = torch.cat(
+            [no_instance, torch.where(keep, self.slot_ids.view(1, -1), 0)], dim=1)
+        class_table = torch.cat([no_instance, voted_class], dim=1)
+        assignment = assignment.to(torch.int64)
+        grid_instance = torch.gather(instance_table, 1, assignment)
+        grid_class = torch.gather(class_table, 1, assignment)
+        instance = torch.where(self.is_thing[semantic.to(torch.int64)] > 0,
+                               self._upsample(grid_instance), 0)
+        merged = torch.where(instance > 0, self._upsample(grid_class), semantic)
+        panoptic = merged * self.label_divisor + instance
+
+        class_onehot = (grid_semantic.unsqueeze(2) == self.class_ids.view(1, 1, -1)).float()
+        stuff_area = class_onehot.sum(dim=1) * float(stride * stride)
+        small_stuff = ((stuff_area < float(self.stuff_area)) & (self.is_thing.view(1, -1) == 0))
+        pixel_small = torch.gather(small_stuff.to(torch.int32), 1,
+                                   semantic.reshape(batch, -1).to(torch.int64))
+        panoptic = torch.where(pixel_small.reshape(semantic.shape) > 0,
+                               self.void_id * self.label_divisor,
+                               panoptic)
+
+        instance_score = torch.where(keep, scores, 0.0)
+        if self.slots < self.top_k:
+            unused = instance_score[:, :1] * self.unused_scores  # (B, top_k - K) zeros
+            instance_score = torch.cat([instance_score, unused], dim=1)
+        return merged, confidence, instance, panoptic, instance_score
+
+    def _find_centers(self, heat: torch.Tensor, threshold: torch.Tensor
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 1, h, w) grid heatmap -> scores, valid, y, x, each (B, K); invalid y, x = +inf."""
+        batch = heat.shape[0]
+        pooled = F.max_pool2d(heat, self.nms_kernel, stride=1, padding=self.nms_kernel // 2)
+        keep = (heat == pooled) & (heat > threshold)
+        masked = torch.where(keep, heat, float('-inf'))
+        masked = masked.reshape(batch, -1)
+        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+            scores, index = torch.topk(masked, self.slots, dim=1)
+        else:
+            # ONNX TopK breaks ties by lower index; torch.topk promises no order, a stable
+            # sort does, so eager and exported graphs agree exactly.
+            scores, index = torch.sort(masked, dim=1, descending=True, stable=True)
+            scores, index = scores[:, :self.slots], index[:, :self.slots]
+        valid = scores > threshold
+        center_y = torch.where(valid, self.grid_y[index], float('inf'))
+        center_x = torch.where(valid, self.grid_x[index], float('inf'))
+        return scores, valid, center_y, center_x
+
+    def _upsample(self, grid: torch.Tensor) -> torch.Tensor:
+        """(B, h*w) -> (B, h*s, w*s), each cell repeated s x s."""
+        batch = grid.shape[0]
+        grid = grid.reshape(batch, self.grid_height, 1, self.grid_width, 1)
+        # A broadcasting Mul by ones exports to one plain op (expand() adds shape arithmetic).
+        return (grid * self.cell_ones).reshape(batch, self.height, self.width)
