@@ -91,7 +91,7 @@ def _simple_street(height: int, width: int, seed: int):
     image = np.empty((height, width, 3), dtype=np.uint8)
     horizon = int(height * rng.uniform(0.35, 0.5))
     sky = np.linspace(150, 230, horizon, dtype=np.float32)[:, None]
-    image[:horizon] = np.stack([sky * 0.5, sky * 0.7, sky], axis=-1).astype(np.uint8)[:, None]
+    image[:horizon] = np.stack([sky * 0.5, sky * 0.7, sky], axis=-1).astype(np.uint8)
     image[horizon:] = (90, 90, 95)
     x = 0
     while x < width:
