@@ -15,11 +15,12 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 #: rclpy major version -> ROS 2 distribution (for rclpy from pip wheels, no ROS_DISTRO).
 RCLPY_DISTROS = {3: 'humble', 4: 'iron', 7: 'jazzy', 9: 'kilted'}
 MIN_PYTHON = (3, 10)
+JETSON_RELEASE_FILE = '/etc/nv_tegra_release'
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def check_ros() -> Check:
     return Check('ROS 2 (rclpy)', True, f'{distro or "unknown distro"} (from {source})')
 
 
-def check_gpu(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Check:
+def check_gpu() -> Check:
     """GPU and CUDA via torch, else cuda-python, else ``nvidia-smi``, else Jetson files."""
     torch, _ = _module_version('torch')
     if torch is not None and torch.cuda.is_available():
@@ -126,13 +127,13 @@ def check_gpu(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) 
         pass
     if shutil.which('nvidia-smi'):
         try:
-            result = run(['nvidia-smi', '--query-gpu=name,driver_version',
+            result = subprocess.run(['nvidia-smi', '--query-gpu=name,driver_version',
                           '--format=csv,noheader'], capture_output=True, text=True, timeout=10)
             if result.returncode == 0 and result.stdout.strip():
                 return Check('CUDA GPU', True, f'{result.stdout.strip()} (via nvidia-smi)')
         except (OSError, subprocess.SubprocessError):
             pass
-    jetson = jetson_release()
+    jetson = jetson_release(JETSON_RELEASE_FILE)
     if jetson:
         return Check('CUDA GPU', False, f'{jetson}, but neither torch CUDA nor cuda-python can '
                                         'reach the GPU; pip install cuda-python')
@@ -140,10 +141,10 @@ def check_gpu(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) 
                                     'nvidia-smi)')
 
 
-def jetson_release() -> Optional[str]:
+def jetson_release(path: str = JETSON_RELEASE_FILE) -> Optional[str]:
     """``Jetson L4T R36.3.0`` from /etc/nv_tegra_release, or None elsewhere."""
     try:
-        with open('/etc/nv_tegra_release', 'r', encoding='utf-8') as stream:
+        with open(path, 'r', encoding='utf-8') as stream:
             first = stream.readline()
     except OSError:
         return None

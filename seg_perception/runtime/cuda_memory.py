@@ -208,4 +208,4 @@ def _check_sizes(device: DeviceBuffer, host: PinnedArray) -> None:
 
 
 def _mib(nbytes: int) -> str:
-    return f'{nbytes / (1 << 20):.1f} MiB'
+    return f'{nbytes / (1 << 20):.1f} MiB' if nbytes >= 1 << 20 else f'{nbytes} bytes'
