@@ -1,0 +1,164 @@
+"""Training augmentation applied identically to an image and its label maps (numpy / OpenCV).
+
+Random scale, crop to a fixed size (padding with image 0, label void, instance 0),
+horizontal flip and colour jitter, all drawn from a caller-supplied ``np.random.Generator``
+so a run is reproducible. Label maps are resampled by exact nearest neighbour on pixel
+centres (the same grid as the image's bilinear resize), so labels stay on their pixels.
+Compute the Panoptic-DeepLab targets after this, on the crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+from ..labels import VOID_ID
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation settings.
+
+    Attributes:
+        crop_height, crop_width: Output size in pixels.
+        min_scale, max_scale: Uniform random resize factor range.
+        flip_probability: Chance of a horizontal flip.
+        brightness, contrast, saturation: Factors drawn uniformly from [1 - v, 1 + v].
+        hue: Hue shift drawn uniformly from [-hue, hue], as a fraction of the colour circle.
+        void_id: Label value written into padding.
+    """
+
+    crop_height: int
+    crop_width: int
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+    flip_probability: float = 0.5
+    brightness: float = 0.25
+    contrast: float = 0.25
+    saturation: float = 0.25
+    hue: float = 0.05
+    void_id: int = VOID_ID
+
+    def __post_init__(self) -> None:
+        if self.crop_height <= 0 or self.crop_width <= 0:
+            raise ValueError(
+                f'crop size {self.crop_width}x{self.crop_height} must be positive')
+        if not 0 < self.min_scale <= self.max_scale:
+            raise ValueError(
+                f'scale range [{self.min_scale}, {self.max_scale}] must be positive and ordered')
+        if not 0 <= self.flip_probability <= 1:
+            raise ValueError(f'flip_probability {self.flip_probability} is not in 0..1')
+        for name in ('brightness', 'contrast', 'saturation'):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f'{name} {getattr(self, name)} must be in [0, 1)')
+        if not 0 <= self.hue <= 0.5:
+            raise ValueError(f'hue {self.hue} must be in [0, 0.5]')
+
+
+def _check_maps(image: np.ndarray, *labels: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f'image must be (H, W, 3) uint8, got {image.shape} {image.dtype}')
+    for label in labels:
+        if label.shape != image.shape[:2]:
+            raise ValueError(f'label map {label.shape} does not match image {image.shape[:2]}')
+
+
+def resize_nearest(label: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) map resampled to (height, width) taking the source pixel under each centre."""
+    src_height, src_width = label.shape[:2]
+    rows = ((np.arange(height) + 0.5) * (src_height / height)).astype(np.intp)
+    cols = ((np.arange(width) + 0.5) * (src_width / width)).astype(np.intp)
+    return label[np.minimum(rows, src_height - 1)[:, None], np.minimum(cols, src_width - 1)]
+
+
+def random_scale(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
+                 rng: np.random.Generator, min_scale: float, max_scale: float
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize all three by one factor drawn from [min_scale, max_scale]."""
+    import cv2
+    scale = rng.uniform(min_scale, max_scale)
+    height = max(1, int(round(image.shape[0] * scale)))
+    width = max(1, int(round(image.shape[1] * scale)))
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    return (resized, resize_nearest(semantic, height, width),
+            resize_nearest(instance, height, width))
+
+
+def random_crop(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
+                rng: np.random.Generator, height: int, width: int, void_id: int = VOID_ID
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad (bottom / right) to at least (height, width), then crop a random window."""
+    pad_bottom = max(height - image.shape[0], 0)
+    pad_right = max(width - image.shape[1], 0)
+    if pad_bottom or pad_right:
+        pads = ((0, pad_bottom), (0, pad_right))
+        image = np.pad(image, pads + ((0, 0),), constant_values=0)
+        semantic = np.pad(semantic, pads, constant_values=void_id)
+        instance = np.pad(instance, pads, constant_values=0)
+    top = int(rng.integers(0, image.shape[0] - height + 1))
+    left = int(rng.integers(0, image.shape[1] - width + 1))
+    window = (slice(top, top + height), slice(left, left + width))
+    return image[window], semantic[window], instance[window]
+
+
+def random_flip(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
+                rng: np.random.Generator, probability: float = 0.5
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mirror all three left-right with the given probability."""
+    if rng.random() < probability:
+        return image[:, ::-1], semantic[:, ::-1], instance[:, ::-1]
+    return image, semantic, instance
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float = 0.25,
+                 contrast: float = 0.25, saturation: float = 0.25, hue: float = 0.05
+                 ) -> np.ndarray:
+    """(H, W, 3) uint8 RGB with random brightness, contrast, saturation and hue changes."""
+    import cv2
+    factors = rng.uniform([1 - brightness, 1 - contrast, 1 - saturation],
+                          [1 + brightness, 1 + contrast, 1 + saturation])
+    shift = rng.uniform(-hue, hue)
+    pixels = image.astype(np.float32) * factors[0]
+    gray_weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gray = pixels @ gray_weights
+    pixels = (pixels - gray.mean()) * factors[1] + gray.mean()
+    gray = (pixels @ gray_weights)[..., None]
+    pixels = (pixels - gray) * factors[2] + gray
+    result = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
+    if shift:
+        hsv = cv2.cvtColor(result, cv2.COLOR_RGB2HSV_FULL)
+        # Hue in _FULL spans 0..255 and wraps around, as uint8 arithmetic does.
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(round(shift * 256))) % 256
+        result = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+    return result
+
+
+def augment(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
+            rng: np.random.Generator, config: AugmentConfig
+            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale, crop, flip and colour-jitter one frame.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        semantic: (H, W) integer train ids.
+        instance: (H, W) integer instance ids (0 = none).
+        rng: Source of every random choice; the same state gives the same output.
+        config: Sizes, ranges and probabilities.
+
+    Returns:
+        (crop_height, crop_width, 3) uint8 image and the two (crop_height, crop_width) maps
+        with their input dtypes, all C-contiguous.
+    """
+    _check_maps(image, semantic, instance)
+    image, semantic, instance = random_scale(image, semantic, instance, rng,
+                                             config.min_scale, config.max_scale)
+    image, semantic, instance = random_crop(image, semantic, instance, rng,
+                                            config.crop_height, config.crop_width,
+                                            config.void_id)
+    image, semantic, instance = random_flip(image, semantic, instance, rng,
+                                            config.flip_probability)
+    image = color_jitter(np.ascontiguousarray(image), rng, config.brightness, config.contrast,
+                         config.saturation, config.hue)
+    return image, np.ascontiguousarray(semantic), np.ascontiguousarray(instance)
