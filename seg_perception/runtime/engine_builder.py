@@ -31,7 +31,7 @@ def import_tensorrt() -> Any:
     """Import ``tensorrt`` or raise ``BackendUnavailable`` saying how to get it."""
     try:
         import tensorrt
-    except ImportError as error:
+    except (ImportError, OSError) as error:  # OSError: libnvinfer.so missing or broken
         raise BackendUnavailable(
             f'TensorRT Python bindings are not importable ({error}); on a Jetson they come with '
             'JetPack (sudo apt install python3-libnvinfer; in a virtual environment use '

@@ -340,10 +340,13 @@ class _ThreadState:
 
 def _numpy_dtype(trt: Any, dtype: Any, name: str) -> Any:
     try:
-        return np.dtype(trt.nptype(dtype))
+        numpy_type = trt.nptype(dtype)
     except TypeError:
+        numpy_type = None
+    if numpy_type is None:
         raise BackendError(f'engine tensor {name!r} has type {dtype}, which the graph contract '
-                           'does not use (int32 / float32 only)') from None
+                           'does not use (int32 / float32 only)')
+    return np.dtype(numpy_type)
 
 
 def _checked_onnx_sha256(onnx_path: str, manifest: ModelManifest, package_dir: str) -> str:
