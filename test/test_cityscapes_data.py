@@ -138,9 +138,12 @@ def test_label_id_outside_label_set(dataset_root):
     label[1, 1] = 77
     write_frame(dataset_root, 'train', 'bonn', 'bonn_000009_000019', image, label, instance)
     dataset = CityscapesDataset(dataset_root, 'train')  # content is checked on loading
-    with pytest.raises(DatasetError, match=r'bonn_000009_000019_gtFine_labelIds\.png: label '
-                       r"id\(s\) 40, 77 are not in label set 'cityscapes'"):
+    message = (r'bonn_000009_000019_gtFine_labelIds\.png: label id\(s\) 40, 77 are not in '
+               r"label set 'cityscapes'")
+    with pytest.raises(DatasetError, match=message):
         dataset[2]
+    with pytest.raises(DatasetError, match=message):
+        dataset.verify()
 
 
 def test_corrupt_png(dataset_root):

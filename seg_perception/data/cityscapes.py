@@ -246,6 +246,15 @@ class CityscapesDataset:
     def __getitem__(self, index: int) -> CityscapesSample:
         return self._load(self.frames[index])
 
+    def verify(self) -> None:
+        """Decode every frame once; raises ``DatasetError`` at the first bad one.
+
+        Construction checks only file presence and PNG headers (sizes, channels); this also
+        finds corrupt pixel data and unknown label ids before a long training run starts.
+        """
+        for frame in self.frames:
+            self._load(frame)
+
     def _load(self, frame: CityscapesFrame) -> CityscapesSample:
         import cv2
         bgr = _read_png(frame.image_path, cv2.IMREAD_COLOR)
