@@ -3,6 +3,10 @@
 Per frame it records the Segmenter's own stage timings (preprocess / inference /
 post-processing) and the wall time of the whole ``segment`` call, then reports medians,
 90th percentiles, FPS and the share of Segmenter time spent outside the backend call.
+
+It also records the process CPU time (all threads) of each call and of its backend call.
+On a machine shared with other work the wall times grow with the load while CPU times
+barely move, so they tell a slow model from a busy machine.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class BenchmarkReport:
         total: Wall time of each ``Segmenter.segment`` call.
         fps: 1000 / median total.
         outside_backend_share: Fraction of the summed total time not spent in the backend.
+        cpu_total, cpu_inference: Process CPU milliseconds (all threads) of each
+            ``segment`` call and of its backend call.
     """
 
     model: str
@@ -69,6 +75,8 @@ class BenchmarkReport:
     total: StageStats
     fps: float
     outside_backend_share: float
+    cpu_total: StageStats
+    cpu_inference: StageStats
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -83,6 +91,23 @@ def benchmark_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, (max(2, height // 32), max(2, width // 32), 3), np.uint8)
     return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+class _CpuTimedBackend:
+    """Stands in for a backend during a benchmark and records the CPU time of ``run``."""
+
+    def __init__(self, backend) -> None:
+        self.inner = backend
+        self.last_cpu_ms = 0.0
+
+    def run(self, images: np.ndarray, center_threshold: float):
+        start = time.process_time()
+        outputs = self.inner.run(images, center_threshold)
+        self.last_cpu_ms = (time.process_time() - start) * 1e3
+        return outputs
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 def run_benchmark(segmenter: Segmenter, image_size: Optional[Tuple[int, int]] = None,
@@ -103,14 +128,21 @@ def run_benchmark(segmenter: Segmenter, image_size: Optional[Tuple[int, int]] = 
     image = benchmark_image(height, width)
     for _ in range(warmup):
         segmenter.segment(image)
-    samples = np.zeros((iterations, 4), dtype=np.float64)
-    for index in range(iterations):
-        start = time.perf_counter()
-        result = segmenter.segment(image)
-        total_ms = (time.perf_counter() - start) * 1e3
-        timing = result.timing
-        samples[index] = (timing.preprocess_ms, timing.inference_ms, timing.postprocess_ms,
-                          total_ms)
+    samples = np.zeros((iterations, 6), dtype=np.float64)
+    timed_backend = _CpuTimedBackend(segmenter.backend)
+    segmenter.backend = timed_backend
+    try:
+        for index in range(iterations):
+            cpu_start = time.process_time()
+            start = time.perf_counter()
+            result = segmenter.segment(image)
+            total_ms = (time.perf_counter() - start) * 1e3
+            cpu_ms = (time.process_time() - cpu_start) * 1e3
+            timing = result.timing
+            samples[index] = (timing.preprocess_ms, timing.inference_ms, timing.postprocess_ms,
+                              total_ms, cpu_ms, timed_backend.last_cpu_ms)
+    finally:
+        segmenter.backend = timed_backend.inner
     total = StageStats.of(samples[:, 3])
     info = segmenter.backend.info
     manifest = segmenter.manifest
@@ -122,7 +154,8 @@ def run_benchmark(segmenter: Segmenter, image_size: Optional[Tuple[int, int]] = 
         preprocess=StageStats.of(samples[:, 0]), inference=StageStats.of(samples[:, 1]),
         postprocess=StageStats.of(samples[:, 2]), total=total,
         fps=1000.0 / total.median_ms,
-        outside_backend_share=float(1.0 - samples[:, 1].sum() / samples[:, 3].sum()))
+        outside_backend_share=float(1.0 - samples[:, 1].sum() / samples[:, 3].sum()),
+        cpu_total=StageStats.of(samples[:, 4]), cpu_inference=StageStats.of(samples[:, 5]))
 
 
 def export_random_package(architecture: str, task: str, height: int, width: int,
@@ -171,6 +204,9 @@ def format_report(report: BenchmarkReport) -> str:
         lines.append(f'  {name:<14}{stats.median_ms:>10.2f}{stats.p90_ms:>10.2f}')
     lines.append(f'  FPS {report.fps:.1f}; outside the backend call: '
                  f'{100 * report.outside_backend_share:.1f} % of Segmenter time')
+    lines.append(f'  process CPU per frame (all threads, median): '
+                 f'{report.cpu_total.median_ms:.1f} ms, of which backend '
+                 f'{report.cpu_inference.median_ms:.1f} ms')
     if report.backend_reason:
         lines.append(f'  backend choice: {report.backend_reason}')
     return '\n'.join(lines)
