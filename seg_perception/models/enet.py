@@ -25,8 +25,9 @@ parameters, and every TensorRT version runs it. The residual branch's transposed
 a 2x2 kernel at stride 2 (exact 2x, no output padding) for the same reason. Weights trained
 with max-unpooling do not transfer: the model must be (re)trained.
 
-The channel zero-padding of the downsampling shortcut is a ``Concat`` with a constant-zero
-tensor ``Expand``-ed to a static shape (no ``Pad`` on the channel axis).
+The channel zero-padding of the downsampling shortcut is a ``Concat`` with zeros made as
+``Expand(Slice(x) * 0)`` to a static shape: no ``Pad`` on the channel axis (not every
+TensorRT version pads that axis) and no folded constant bloating the ONNX file.
 
 Panoptic: the centre / offset branches (``heads.InstanceHead``) read the stage-5 features
 (16 channels, stride 2); the semantic logits come from the paper's full conv.
@@ -114,8 +115,10 @@ class Bottleneck(nn.Module):
             shortcut = self.shortcut_pool(features)
             if self.extra_channels > 0:
                 batch, _, height, width = static_shape(shortcut)
-                zeros = torch.zeros(1, 1, 1, 1, dtype=shortcut.dtype, device=shortcut.device)
-                zeros = zeros.expand(batch, self.extra_channels, height, width)
+                # Zeros derived from the data, not a constant: the exporter would fold a
+                # constant into a full-size zero tensor stored in the ONNX file (25 MB at
+                # 1024x512).
+                zeros = (shortcut[:, :1] * 0.0).expand(batch, self.extra_channels, height, width)
                 shortcut = torch.cat([shortcut, zeros], dim=1)
         return self.activation(self.residual(features) + shortcut)
 
