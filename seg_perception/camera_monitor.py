@@ -1,0 +1,104 @@
+"""Per-camera counters of the node: rates, latency, rejections (thread-safe, ROS-free).
+
+Subscription callbacks record received and rejected frames, the inference worker records
+outputs with their latency. ``snapshot`` gives one consistent view for diagnostics and the
+demo's summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import threading
+from typing import Optional
+
+from .rate_stats import LatencySummary, LatencyWindow, RateMeter
+
+
+@dataclass(frozen=True)
+class CameraSnapshot:
+    """Counters of one camera at one moment.
+
+    Attributes:
+        frames_in: Frames decoded and accepted.
+        frames_out: Frames segmented and published.
+        dropped: Accepted frames replaced by a newer one before inference took them.
+        rejected: Frames that could not be decoded or were invalid for this camera.
+        failed: Frames whose inference raised (logged, skipped).
+        last_rejection: Reason of the latest rejection ('' if none).
+        input_hz, output_hz: Rates over the meter window.
+        latency: Receipt -> publish latency percentiles.
+        inference_ms: Segmenter time of the latest frame.
+        incompatible_qos: Incompatible-QoS events seen on the image subscription.
+        reliability: Reliability the image subscription uses now.
+    """
+
+    frames_in: int
+    frames_out: int
+    dropped: int
+    rejected: int
+    failed: int
+    last_rejection: str
+    input_hz: float
+    output_hz: float
+    latency: LatencySummary
+    inference_ms: Optional[float]
+    incompatible_qos: int
+    reliability: str
+
+
+class CameraMonitor:
+    """Collects one camera's counters; every method is safe from any thread."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self._input = RateMeter(window_s)
+        self._output = RateMeter(window_s)
+        self._latency = LatencyWindow()
+        self._lock = threading.Lock()
+        self._rejected = 0
+        self._failed = 0
+        self._last_rejection = ''
+        self._inference_ms: Optional[float] = None
+        self._incompatible_qos = 0
+        self._reliability = ''
+
+    def frame_received(self, now: float) -> None:
+        self._input.record(now)
+
+    def frame_rejected(self, reason: str) -> int:
+        """Count a rejected frame; returns the rejection count so far."""
+        with self._lock:
+            self._rejected += 1
+            self._last_rejection = reason
+            return self._rejected
+
+    def frame_failed(self, reason: str) -> None:
+        with self._lock:
+            self._failed += 1
+            self._last_rejection = f'inference failed: {reason}'
+
+    def frame_published(self, now: float, latency_s: float, inference_ms: float) -> None:
+        self._output.record(now)
+        self._latency.record(latency_s)
+        with self._lock:
+            self._inference_ms = float(inference_ms)
+
+    def qos_incompatible(self) -> None:
+        with self._lock:
+            self._incompatible_qos += 1
+
+    def set_reliability(self, reliability: str) -> None:
+        with self._lock:
+            self._reliability = reliability
+
+    def snapshot(self, now: float, dropped: int) -> CameraSnapshot:
+        """Counters at ``now``; ``dropped`` comes from the frame store that owns drops."""
+        with self._lock:
+            rejected, failed = self._rejected, self._failed
+            last, inference_ms = self._last_rejection, self._inference_ms
+            incompatible, reliability = self._incompatible_qos, self._reliability
+        return CameraSnapshot(
+            frames_in=self._input.count, frames_out=self._output.count, dropped=dropped,
+            rejected=rejected, failed=failed, last_rejection=last,
+            input_hz=self._input.rate(now), output_hz=self._output.rate(now),
+            latency=self._latency.summary(), inference_ms=inference_ms,
+            incompatible_qos=incompatible, reliability=reliability)
