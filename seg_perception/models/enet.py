@@ -25,9 +25,10 @@ parameters, and every TensorRT version runs it. The residual branch's transposed
 a 2x2 kernel at stride 2 (exact 2x, no output padding) for the same reason. Weights trained
 with max-unpooling do not transfer: the model must be (re)trained.
 
-The channel zero-padding of the downsampling shortcut is a ``Concat`` with zeros made as
-``Expand(Slice(x) * 0)`` to a static shape: no ``Pad`` on the channel axis (not every
-TensorRT version pads that axis) and no folded constant bloating the ONNX file.
+The channel zero-padding of the downsampling shortcut is a ``Concat`` with zeros made by a
+broadcast ``Mul`` of one input channel with a (1, extra, 1, 1) zero constant: no ``Pad`` on
+the channel axis (not every TensorRT version pads that axis) and no folded activation-sized
+constant bloating the ONNX file.
 
 Panoptic: the centre / offset branches (``heads.InstanceHead``) read the stage-5 features
 (16 channels, stride 2); the semantic logits come from the paper's full conv.
@@ -41,7 +42,7 @@ import torch
 from torch import nn
 
 from .heads import check_input, InstanceHead
-from .layers import static_shape, upsample
+from .layers import upsample
 from .registry import register_model
 
 SIZE_DIVISOR = 8
@@ -114,11 +115,10 @@ class Bottleneck(nn.Module):
         if self.downsampling:
             shortcut = self.shortcut_pool(features)
             if self.extra_channels > 0:
-                batch, _, height, width = static_shape(shortcut)
-                # Zeros derived from the data, not a constant: the exporter would fold a
-                # constant into a full-size zero tensor stored in the ONNX file (25 MB at
-                # 1024x512).
-                zeros = (shortcut[:, :1] * 0.0).expand(batch, self.extra_channels, height, width)
+                # Zeros broadcast from the data, not a full-size constant: the exporter would
+                # fold that into the ONNX file (25 MB at 1024x512).
+                zeros = shortcut[:, :1] * torch.zeros(1, self.extra_channels, 1, 1,
+                                                      dtype=shortcut.dtype, device=shortcut.device)
                 shortcut = torch.cat([shortcut, zeros], dim=1)
         return self.activation(self.residual(features) + shortcut)
 
