@@ -22,6 +22,10 @@ def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
     fd, tmp_path = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp',
                                     dir=directory)
     try:
+        # mkstemp creates 0600; give the file the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         with os.fdopen(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8'})) as stream:
             yield stream
             stream.flush()

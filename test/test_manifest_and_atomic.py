@@ -64,3 +64,11 @@ def test_interrupted_atomic_write_keeps_old_file_and_leaves_no_temporary(tmp_pat
             raise RuntimeError('killed mid-write')
     assert path.read_text() == 'old'
     assert os.listdir(tmp_path) == ['model.onnx']
+
+
+def test_atomic_write_gives_normal_file_permissions(tmp_path):
+    path = tmp_path / 'manifest.yaml'
+    atomic_write_text(str(path), 'x')
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)

@@ -1,0 +1,66 @@
+"""``seg-perception train``: train a registered architecture and export a model package."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+HELP = 'train a model on synthetic scenes or a Cityscapes-format folder, then export it'
+
+
+def add_arguments(parser) -> None:
+    from ..train import TrainConfig
+    defaults = TrainConfig(model='enet')
+    parser.add_argument('--model', required=True, help='architecture (seg-perception models)')
+    parser.add_argument('--tasks', dest='task', choices=('semantic', 'panoptic'),
+                        default=defaults.task, help='heads to train (default %(default)s)')
+    parser.add_argument('--data', default=defaults.data,
+                        help='"synthetic" or a Cityscapes-format root (leftImg8bit/, gtFine/)')
+    parser.add_argument('--out', required=True, help='output directory (checkpoints, log, '
+                        'model package in OUT/model)')
+    parser.add_argument('--height', type=int, default=defaults.height)
+    parser.add_argument('--width', type=int, default=defaults.width)
+    parser.add_argument('--epochs', type=int, default=defaults.epochs)
+    parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
+    parser.add_argument('--lr', type=float, default=defaults.lr)
+    parser.add_argument('--train-frames', type=int, default=defaults.train_frames,
+                        help='synthetic frames per epoch (default %(default)s)')
+    parser.add_argument('--val-frames', type=int, default=defaults.val_frames,
+                        help='held-out frames per validation (default %(default)s)')
+    parser.add_argument('--val-every', type=int, default=defaults.val_every)
+    parser.add_argument('--seed', type=int, default=defaults.seed)
+    parser.add_argument('--workers', type=int, default=defaults.workers)
+    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default=defaults.device)
+    parser.add_argument('--hard-pixel-ratio', type=float, default=defaults.hard_pixel_ratio)
+    parser.add_argument('--small-instance-area', type=int, default=defaults.small_instance_area)
+    parser.add_argument('--min-scale', type=float, default=defaults.min_scale)
+    parser.add_argument('--max-scale', type=float, default=defaults.max_scale)
+    parser.add_argument('--resume', action='store_true',
+                        help='continue from OUT/checkpoints/last.pt')
+
+
+def main(args) -> int:
+    from ..models import UnknownModelError
+    from ..train import train, TrainConfig, TrainingError
+    for name in ('epochs', 'batch_size', 'train_frames', 'val_frames', 'height', 'width'):
+        if getattr(args, name) <= 0:
+            print(f'error: --{name.replace("_", "-")} must be positive', file=sys.stderr)
+            return 2
+    if not 0.0 < args.hard_pixel_ratio <= 1.0:
+        print('error: --hard-pixel-ratio must be in (0, 1]', file=sys.stderr)
+        return 2
+    config = TrainConfig(
+        model=args.model, task=args.task, data=args.data, height=args.height, width=args.width,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        train_frames=args.train_frames, val_frames=args.val_frames, val_every=args.val_every,
+        seed=args.seed, workers=args.workers, device=args.device,
+        hard_pixel_ratio=args.hard_pixel_ratio, small_instance_area=args.small_instance_area,
+        min_scale=args.min_scale, max_scale=args.max_scale)
+    command = 'seg-perception ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        package, result = train(config, args.out, resume=args.resume, command_line=command)
+    except (TrainingError, UnknownModelError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    print(f'model package: {package}  mIoU {result.miou:.4f}  PQ {result.pq:.4f}')
+    return 0

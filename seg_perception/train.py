@@ -1,0 +1,456 @@
+"""Training: one loop for every registered architecture, semantic or panoptic.
+
+Losses follow Panoptic-DeepLab: weighted cross-entropy with hard-pixel mining for the
+semantic head (small instances weighted up), MSE on the centre heatmap, L1 on the offsets.
+Validation runs the same ``FusedSegmentationGraph`` that export and the torch backend use,
+so the numbers logged are those of the exported model, post-processing included.
+
+Checkpoints hold only tensors and plain numbers, so they load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, field
+import math
+import os
+import sys
+import time
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .labels import cityscapes, LabelSet
+from .manifest import ModelManifest, PostprocessSettings
+
+SYNTHETIC = 'synthetic'
+#: Seed of held-out synthetic validation frames: never used for training seeds below it.
+SYNTHETIC_VALIDATION_SEED = 1_000_003
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue (bad data, bad checkpoint, bad option)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint and the manifest).
+
+    Attributes:
+        model: Registry name of the architecture.
+        task: ``semantic`` or ``panoptic``.
+        data: ``synthetic`` or a Cityscapes-format root directory.
+        height, width: Network input size (training crops and export size).
+        epochs, batch_size, lr, weight_decay: Optimisation (Adam, poly decay).
+        train_frames: Frames per epoch for synthetic data (each frame index is a new scene).
+        val_frames: Held-out frames evaluated at each validation.
+        val_every: Validate every N epochs (and after the last).
+        seed: Seed of the weights, the synthetic training scenes and the augmentation.
+        workers: DataLoader worker processes.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        hard_pixel_ratio: Fraction of the hardest semantic pixels kept in the loss (1 = all).
+        center_loss_weight, offset_loss_weight: Panoptic-DeepLab's 200 and 0.01.
+        small_instance_area, small_instance_weight: Up-weighting of small instances.
+        min_scale, max_scale: Random scale augmentation range.
+    """
+
+    model: str
+    task: str = 'panoptic'
+    data: str = SYNTHETIC
+    height: int = 512
+    width: int = 1024
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    train_frames: int = 2000
+    val_frames: int = 50
+    val_every: int = 1
+    seed: int = 0
+    workers: int = 2
+    device: str = 'auto'
+    hard_pixel_ratio: float = 0.2
+    center_loss_weight: float = 200.0
+    offset_loss_weight: float = 0.01
+    small_instance_area: int = 1024
+    small_instance_weight: float = 3.0
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def _progress(prefix: str, done: int, total: int, started: float, suffix: str = '') -> None:
+    """One-line progress bar with ETA on stderr (no dependency)."""
+    fraction = done / max(total, 1)
+    elapsed = time.monotonic() - started
+    eta = elapsed / fraction - elapsed if fraction > 0 else float('nan')
+    bar = '#' * int(fraction * 30)
+    eta_text = f'{eta:5.0f}s' if math.isfinite(eta) else '    ?'
+    sys.stderr.write(f'\r{prefix} [{bar:<30}] {done}/{total} eta {eta_text} {suffix}   ')
+    if done >= total:
+        sys.stderr.write('\n')
+    sys.stderr.flush()
+
+
+class FrameSource:
+    """Indexable frames with ``image`` (H,W,3) uint8, ``semantic`` (H,W), ``instance`` (H,W).
+
+    ``synthetic`` generates frame ``i`` of a seed on demand; a directory is read as the
+    Cityscapes format (``split`` = train / val).
+    """
+
+    def __init__(self, data: str, split: str, width: int, height: int, seed: int,
+                 count: int, label_set: LabelSet) -> None:
+        self.data = data
+        self.count = count
+        if data == SYNTHETIC:
+            from .data.synthetic import SceneGenerator
+            frame_seed = seed if split == 'train' else SYNTHETIC_VALIDATION_SEED
+            self._generator = SceneGenerator(width=width, height=height, seed=frame_seed)
+            self._dataset = None
+        else:
+            from .data.cityscapes import CityscapesDataset
+            self._generator = None
+            self._dataset = CityscapesDataset(data, split, label_set=label_set)
+            self.count = len(self._dataset) if count <= 0 else min(count, len(self._dataset))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int):
+        if self._generator is not None:
+            return self._generator.generate(index)
+        return self._dataset[index]
+
+
+class TrainingSamples:
+    """Augmented frames with Panoptic-DeepLab targets, as numpy arrays for a DataLoader.
+
+    Sample ``i`` of epoch ``e`` is a pure function of (seed, e, i), so runs are reproducible
+    whatever the number of workers.
+    """
+
+    def __init__(self, source: FrameSource, config: TrainConfig, label_set: LabelSet) -> None:
+        from .data.augment import AugmentConfig
+        self.source = source
+        self.config = config
+        self.label_set = label_set
+        self.epoch = 0
+        self.augment_config = AugmentConfig(
+            crop_height=config.height, crop_width=config.width,
+            min_scale=config.min_scale, max_scale=config.max_scale,
+            void_id=label_set.void_id)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> Dict[str, np.ndarray]:
+        from .data.augment import augment
+        from .data.targets import panoptic_targets
+        frame = self.source[index]
+        rng = np.random.default_rng([self.config.seed, self.epoch, index])
+        image, semantic, instance = augment(frame.image, frame.semantic, frame.instance, rng,
+                                            self.augment_config)
+        targets = panoptic_targets(semantic, instance, self.label_set,
+                                   small_instance_area=self.config.small_instance_area,
+                                   small_instance_weight=self.config.small_instance_weight)
+        return {
+            'image': np.ascontiguousarray(image.transpose(2, 0, 1)),
+            'semantic': targets.semantic,
+            'semantic_weights': targets.semantic_weights,
+            'center': targets.center,
+            'center_weights': targets.center_weights,
+            'offset': targets.offset,
+            'offset_weights': targets.offset_weights,
+        }
+
+
+def panoptic_deeplab_loss(outputs, batch, config: TrainConfig, void_id: int):
+    """Weighted, hard-pixel-mined cross-entropy + weighted centre MSE + weighted offset L1.
+
+    Args:
+        outputs: Network dict: ``semantic`` (N,C,H,W), optionally ``center`` (N,1,H,W) and
+            ``offset`` (N,2,H,W).
+        batch: Targets as produced by ``TrainingSamples`` (tensors on the same device).
+
+    Returns:
+        (total loss tensor, dict of the float parts).
+    """
+    import torch
+    import torch.nn.functional as functional
+    pixel_loss = functional.cross_entropy(outputs['semantic'].float(), batch['semantic'],
+                                          ignore_index=void_id, reduction='none')
+    pixel_loss = (pixel_loss * batch['semantic_weights']).flatten()
+    valid = int((batch['semantic'] != void_id).sum())
+    if valid == 0:
+        semantic_loss = pixel_loss.sum() * 0.0
+    elif config.hard_pixel_ratio < 1.0:
+        keep = max(1, int(valid * config.hard_pixel_ratio))
+        semantic_loss = torch.topk(pixel_loss, keep, sorted=False).values.mean()
+    else:
+        semantic_loss = pixel_loss.sum() / valid
+    parts = {'semantic': float(semantic_loss.detach())}
+    total = semantic_loss
+    if 'center' in outputs:
+        center_weights = batch['center_weights'].unsqueeze(1)
+        center_error = (outputs['center'].float() - batch['center']) ** 2 * center_weights
+        center_loss = center_error.sum() / center_weights.sum().clamp(min=1.0)
+        offset_weights = batch['offset_weights'].unsqueeze(1)
+        offset_error = (outputs['offset'].float() - batch['offset']).abs() * offset_weights
+        offset_loss = offset_error.sum() / (2.0 * offset_weights.sum()).clamp(min=1.0)
+        total = (total + config.center_loss_weight * center_loss
+                 + config.offset_loss_weight * offset_loss)
+        parts['center'] = float(center_loss.detach())
+        parts['offset'] = float(offset_loss.detach())
+    parts['total'] = float(total.detach())
+    return total, parts
+
+
+def resolve_device(device: str) -> str:
+    import torch
+    if device not in ('auto', 'cpu', 'cuda'):
+        raise TrainingError(f'device {device!r} is not one of auto, cpu, cuda')
+    if device == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise TrainingError('device cuda was asked for but torch sees no CUDA GPU')
+    return device
+
+
+def make_manifest(config: TrainConfig, label_set: LabelSet) -> ModelManifest:
+    return ModelManifest(name=f'{config.model}_{config.task}', architecture=config.model,
+                         task=config.task, input_height=config.height, input_width=config.width,
+                         label_set=label_set, postprocess=PostprocessSettings())
+
+
+@dataclass
+class ValidationResult:
+    """Metrics of the exported graph (post-processing included) on held-out frames."""
+
+    miou: float
+    pq: float
+    pq_things: float
+    pq_stuff: float
+    per_class_iou: Dict[str, Optional[float]]
+    frames: int
+
+
+def validate(network, manifest: ModelManifest, source: FrameSource, device: str,
+             batch_size: int = 4) -> ValidationResult:
+    """Run ``FusedSegmentationGraph`` (the export / torch-backend path) over ``source``."""
+    import torch
+
+    from .export import FusedSegmentationGraph
+    from .metrics import ConfusionMatrix, PanopticQuality
+    from .postprocess import (
+        instances_from_connected_components,
+        panoptic_from_semantic_and_instance,
+    )
+    labels = manifest.label_set
+    confusion = ConfusionMatrix(labels.num_classes, ignore_index=labels.void_id)
+    quality = PanopticQuality(labels, label_divisor=manifest.label_divisor)
+    was_training = network.training
+    network.eval()
+    graph = FusedSegmentationGraph(network, manifest).to(device).eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(source), batch_size):
+                frames = [source[i] for i in range(start, min(start + batch_size, len(source)))]
+                images = np.stack([f.image.transpose(2, 0, 1) for f in frames])
+                tensor = torch.from_numpy(images).to(device=device, dtype=torch.float32)
+                outputs = dict(zip(manifest.output_names, graph(tensor)))
+                semantic = outputs['semantic'].cpu().numpy()
+                panoptic = outputs['panoptic'].cpu().numpy() if 'panoptic' in outputs else None
+                for k, frame in enumerate(frames):
+                    confusion.update(semantic[k], frame.semantic)
+                    if panoptic is not None:
+                        predicted = panoptic[k]
+                    else:
+                        instance = instances_from_connected_components(
+                            semantic[k], labels.thing_ids)
+                        predicted = panoptic_from_semantic_and_instance(
+                            semantic[k], instance, manifest.label_divisor, labels.void_id)
+                    gt = frame.semantic.astype(np.int32) * manifest.label_divisor + frame.instance
+                    quality.update(predicted, gt)
+    finally:
+        network.train(was_training)
+    result = quality.result()
+    iou = confusion.iou()
+    return ValidationResult(
+        miou=float(confusion.mean_iou()), pq=float(result.pq), pq_things=float(result.pq_things),
+        pq_stuff=float(result.pq_stuff),
+        per_class_iou={name: (None if np.isnan(v) else round(float(v), 4))
+                       for name, v in zip(labels.names, iou)},
+        frames=len(source))
+
+
+LOG_COLUMNS = ('epoch', 'iterations', 'lr', 'loss', 'semantic_loss', 'center_loss',
+               'offset_loss', 'val_miou', 'val_pq', 'val_pq_things', 'val_pq_stuff', 'seconds')
+
+
+def _write_log(path: str, rows: Sequence[Dict[str, Any]]) -> None:
+    import io
+
+    from .atomic import atomic_write_text
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction='ignore')
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
+    import torch
+
+    from .atomic import atomic_open
+    with atomic_open(path, 'wb') as stream:
+        torch.save(state, stream)
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """Load a checkpoint without unpickling code; errors name the file."""
+    import torch
+    if not os.path.isfile(path):
+        raise TrainingError(f'checkpoint {path} does not exist')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt files
+        raise TrainingError(f'checkpoint {path} is corrupt or not a checkpoint: '
+                            f'{type(error).__name__}: {error}') from None
+    if not isinstance(state, dict) or not {'config', 'epoch', 'model'} <= set(state):
+        raise TrainingError(f'checkpoint {path} lacks config/epoch/model entries')
+    return state
+
+
+def train(config: TrainConfig, out_dir: str, resume: bool = False,
+          command_line: str = '', log=print) -> Tuple[str, ValidationResult]:
+    """Train, validate, checkpoint and finally export a model package to ``out_dir/model``.
+
+    Returns:
+        (model package directory, last validation result).
+    """
+    import torch
+
+    from .export import export_model_package
+    from .models import build_model, get_model_spec
+    if config.task not in ('semantic', 'panoptic'):
+        raise TrainingError(f'task {config.task!r} is not one of semantic, panoptic')
+    spec = get_model_spec(config.model)
+    if config.height % spec.size_divisor or config.width % spec.size_divisor:
+        raise TrainingError(f'size {config.width}x{config.height} is not a multiple of '
+                            f'{spec.size_divisor}, which {config.model} needs')
+    if config.data != SYNTHETIC and not os.path.isdir(config.data):
+        raise TrainingError(f'data {config.data!r} is neither "synthetic" nor a directory')
+    label_set = cityscapes()
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % (2 ** 32))
+    os.makedirs(os.path.join(out_dir, 'checkpoints'), exist_ok=True)
+    checkpoint_path = os.path.join(out_dir, 'checkpoints', 'last.pt')
+    log_path = os.path.join(out_dir, 'training_log.csv')
+
+    network = build_model(config.model, num_classes=label_set.num_classes,
+                          panoptic=config.task == 'panoptic').to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    start_epoch, history = 0, []
+    if resume:
+        state = load_checkpoint(checkpoint_path)
+        saved = state['config']
+        for name in ('model', 'task', 'height', 'width'):
+            if saved.get(name) != getattr(config, name):
+                raise TrainingError(f'cannot resume {checkpoint_path}: it was trained with '
+                                    f'{name}={saved.get(name)!r}, not {getattr(config, name)!r}')
+        network.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        start_epoch = int(state['epoch']) + 1
+        history = list(state.get('history', []))
+        log(f'resumed from {checkpoint_path} after epoch {start_epoch}')
+
+    train_source = FrameSource(config.data, 'train', config.width, config.height, config.seed,
+                               config.train_frames, label_set)
+    val_source = FrameSource(config.data, 'val', config.width, config.height, config.seed,
+                             config.val_frames, label_set)
+    samples = TrainingSamples(train_source, config, label_set)
+    manifest = make_manifest(config, label_set)
+    steps_per_epoch = max(1, len(samples) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    mean = torch.tensor([255.0 * m for m in manifest.mean], device=device).view(1, 3, 1, 1)
+    scale = torch.tensor([1.0 / (255.0 * s) for s in manifest.std], device=device)
+    scale = scale.view(1, 3, 1, 1)
+    use_amp = device == 'cuda'
+    log(f'training {config.model} ({config.task}) on {device}: {len(samples)} frames/epoch, '
+        f'{config.epochs} epochs, batch {config.batch_size}, {total_steps} iterations')
+
+    validation = None
+    for epoch in range(start_epoch, config.epochs):
+        samples.epoch = epoch
+        loader = torch.utils.data.DataLoader(
+            samples, batch_size=config.batch_size, shuffle=True, drop_last=True,
+            num_workers=config.workers, pin_memory=device == 'cuda',
+            generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
+            persistent_workers=False)
+        network.train()
+        started = time.monotonic()
+        sums: Dict[str, float] = {}
+        for step, batch in enumerate(loader):
+            iteration = epoch * steps_per_epoch + step
+            lr = config.lr * (1.0 - iteration / max(total_steps, 1)) ** 0.9
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            images = (batch['image'].float() - mean) * scale
+            with torch.autocast(device_type='cuda', dtype=torch.bfloat16, enabled=use_amp):
+                outputs = network(images)
+            loss, parts = panoptic_deeplab_loss(outputs, batch, config, label_set.void_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + value
+            _progress(f'epoch {epoch + 1}/{config.epochs}', step + 1, steps_per_epoch, started,
+                      f'loss {sums["total"] / (step + 1):.4f}')
+        steps = max(1, steps_per_epoch)
+        row: Dict[str, Any] = {
+            'epoch': epoch + 1, 'iterations': (epoch + 1) * steps_per_epoch, 'lr': f'{lr:.6g}',
+            'loss': round(sums.get('total', 0.0) / steps, 5),
+            'semantic_loss': round(sums.get('semantic', 0.0) / steps, 5),
+            'center_loss': round(sums.get('center', 0.0) / steps, 6),
+            'offset_loss': round(sums.get('offset', 0.0) / steps, 5),
+            'seconds': round(time.monotonic() - started, 1)}
+        last_epoch = epoch + 1 == config.epochs
+        if (epoch + 1) % max(1, config.val_every) == 0 or last_epoch:
+            validation = validate(network, manifest, val_source, device)
+            row.update(val_miou=round(validation.miou, 4), val_pq=round(validation.pq, 4),
+                       val_pq_things=round(validation.pq_things, 4),
+                       val_pq_stuff=round(validation.pq_stuff, 4))
+            log(f'epoch {epoch + 1}: loss {row["loss"]}  val mIoU {validation.miou:.4f}  '
+                f'PQ {validation.pq:.4f} (things {validation.pq_things:.4f}, '
+                f'stuff {validation.pq_stuff:.4f})')
+        history.append(row)
+        _write_log(log_path, history)
+        save_checkpoint(checkpoint_path, {
+            'config': asdict(config), 'epoch': epoch, 'model': network.state_dict(),
+            'optimizer': optimizer.state_dict(), 'history': history})
+
+    if validation is None:
+        validation = validate(network, manifest, val_source, device)
+    network = network.float().cpu()
+    manifest.info = {
+        'trained_by': 'seg-perception train',
+        'command': command_line,
+        'data': config.data,
+        'epochs': config.epochs,
+        'train_frames_per_epoch': len(samples),
+        'validation_frames': validation.frames,
+        'validation_seed': SYNTHETIC_VALIDATION_SEED if config.data == SYNTHETIC else None,
+        'val_miou': round(validation.miou, 4),
+        'val_pq': round(validation.pq, 4),
+        'val_pq_things': round(validation.pq_things, 4),
+        'val_pq_stuff': round(validation.pq_stuff, 4),
+        'config': asdict(config),
+    }
+    package_dir = os.path.join(out_dir, 'model')
+    export_model_package(network, manifest, package_dir, fp16_weights=True)
+    log(f'exported model package to {package_dir}')
+    return package_dir, validation
