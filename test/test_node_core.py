@@ -1,0 +1,349 @@
+"""The node's ROS-free core: parameter table, newest-frame store, rates, colours, outputs,
+diagnostics and the inference worker with a real exported model."""
+
+from dataclasses import fields
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from seg_test_models import export_lively_package
+
+from seg_perception.camera_monitor import CameraMonitor
+from seg_perception.diagnostics_report import build_report, ModelInfo, OK, STALE, WARN
+from seg_perception.inference_worker import Frame, InferenceWorker, render_outputs
+from seg_perception.labels import cityscapes
+from seg_perception.latest_frame import LatestFrameStore
+from seg_perception.node_config import (
+    ConfigError,
+    markdown_table,
+    model_is_path,
+    NodeConfig,
+    PARAMETERS,
+    PARAMETERS_BY_NAME,
+)
+from seg_perception.rate_stats import LatencyWindow, RateMeter
+from seg_perception.result_outputs import drop_small_instances, scale_camera_info
+from seg_perception.segmenter import Segmenter
+from seg_perception.visualize import instance_palette, overlay, panoptic_color, semantic_color
+
+torch = pytest.importorskip('torch')
+
+NET_HEIGHT, NET_WIDTH = 64, 128
+
+
+# --------------------------------------------------------------------------- config
+
+def test_config_fields_are_the_parameter_table():
+    assert [f.name for f in fields(NodeConfig)] == [spec.name for spec in PARAMETERS]
+    defaults = NodeConfig.from_values({})
+    for spec in PARAMETERS:
+        assert getattr(defaults, spec.name) == spec.default, spec.name
+
+
+@pytest.mark.parametrize('name, value, expected', [
+    ('backend', 'tensorflow', "parameter backend 'tensorflow' is not valid; choose one of "
+                              'auto, tensorrt, onnxruntime, torch'),
+    ('input_transport', 'theora', 'raw, compressed'),
+    ('qos_reliability', 'sometimes', 'auto, best_effort, reliable'),
+    ('output_resolution', 'half', 'input, network'),
+    ('center_threshold', 1.5, 'parameter center_threshold = 1.5 is out of range 0.0..1.0'),
+    ('overlay_alpha', -0.1, 'overlay_alpha'),
+    ('min_instance_area', -3, 'min_instance_area'),
+    ('min_instance_area', 2.5, 'must be an integer'),
+    ('cameras', [], 'parameter cameras is empty'),
+    ('cameras', ['front', 'front'], 'names front more than once'),
+    ('cameras', ['9lives'], 'not a valid ROS name'),
+    ('batch_cameras', 'yes', 'must be true or false'),
+    ('model', ' ', 'parameter model is empty'),
+])
+def test_invalid_values_name_the_parameter_and_what_is_valid(name, value, expected):
+    with pytest.raises(ConfigError) as error:
+        NodeConfig.from_values({name: value})
+    assert expected in str(error.value)
+
+
+def test_unknown_parameter_is_refused():
+    with pytest.raises(ConfigError, match='unknown parameter.*modle'):
+        NodeConfig.from_values({'modle': 'x'})
+
+
+def test_runtime_update_applies_and_refuses_read_only():
+    config = NodeConfig.from_values({'cameras': ['front', 'rear']})
+    assert config.cameras == ('front', 'rear')
+    changed = config.updated({'center_threshold': 0.3, 'overlay_alpha': 1})
+    assert (changed.center_threshold, changed.overlay_alpha) == (0.3, 1.0)
+    assert config.center_threshold == 0.1  # frozen original unchanged
+    with pytest.raises(ConfigError, match='parameter model is read-only'):
+        config.updated({'model': 'other'})
+    with pytest.raises(ConfigError, match='out of range'):
+        config.updated({'center_threshold': 2.0})
+
+
+def test_descriptors_are_complete_and_table_lists_every_parameter():
+    table = markdown_table()
+    for spec in PARAMETERS:
+        assert spec.description.endswith('.'), spec.name
+        assert f'`{spec.name}`' in table
+        if spec.type_name in ('integer', 'double'):
+            assert spec.minimum is not None and spec.maximum is not None, spec.name
+    for runtime in ('center_threshold', 'min_instance_area', 'overlay_alpha'):
+        assert not PARAMETERS_BY_NAME[runtime].read_only
+    for fixed in ('model', 'backend', 'precision', 'cameras'):
+        assert PARAMETERS_BY_NAME[fixed].read_only
+
+
+def test_model_path_or_zoo_name():
+    assert model_is_path('/opt/models/enet') and model_is_path('./pkg')
+    assert model_is_path('~/pkg') and not model_is_path('enet_panoptic')
+
+
+# --------------------------------------------------------------------------- frame store
+
+def test_store_keeps_newest_and_counts_drops():
+    store = LatestFrameStore(['a', 'b'])
+    assert not store.put('a', 1)
+    assert store.put('a', 2)
+    store.put('b', 10)
+    assert store.pending() == ['a', 'b']
+    assert store.take('a') == 2 and store.take('a') is None
+    assert store.take_all() == {'b': 10}
+    assert store.counts('a').received == 2 and store.counts('a').dropped == 1
+    with pytest.raises(KeyError, match="unknown camera 'c'; cameras: a, b"):
+        store.put('c', 0)
+
+
+def test_store_wait_times_out_and_close_wakes_waiter():
+    store = LatestFrameStore(['a'])
+    assert store.wait_for_any(timeout=0.01) is False
+    woke = []
+    waiter = threading.Thread(target=lambda: woke.append(store.wait_for_any(timeout=30)))
+    waiter.start()
+    store.close()
+    waiter.join(5)
+    assert woke == [False] and not waiter.is_alive()
+
+
+def test_store_accounting_under_concurrent_producers():
+    store = LatestFrameStore(['a', 'b'])
+    taken = {'a': 0, 'b': 0}
+    done = threading.Event()
+
+    def consume():
+        while not done.is_set() or store.pending():
+            if store.wait_for_any(timeout=0.01):
+                for key in store.take_all():
+                    taken[key] += 1
+
+    def produce(key):
+        for index in range(2000):
+            store.put(key, index)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    producers = [threading.Thread(target=produce, args=(key,)) for key in ('a', 'b')]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    done.set()
+    consumer.join(10)
+    for key in ('a', 'b'):
+        counts = store.counts(key)
+        assert counts.received == 2000
+        assert taken[key] + counts.dropped == 2000
+
+
+# --------------------------------------------------------------------------- rates
+
+def test_rate_meter_and_latency_window():
+    meter = RateMeter(window_s=2.0)
+    assert meter.rate(0.0) == 0.0
+    for index in range(31):
+        meter.record(index * 0.1)  # 10 Hz for 3 s
+    assert meter.rate(3.0) == pytest.approx(10.0)
+    assert meter.rate(10.0) == 0.0  # stream stopped
+    assert meter.count == 31
+    window = LatencyWindow(size=100)
+    assert window.summary().p50_ms is None
+    for value in range(1, 201):
+        window.record(value / 1000.0)  # only 101..200 ms stay
+    summary = window.summary()
+    assert summary.samples == 100
+    assert summary.p50_ms == pytest.approx(150.5)
+    assert summary.p95_ms == pytest.approx(195.05)
+    assert summary.max_ms == pytest.approx(200.0)
+
+
+# --------------------------------------------------------------------------- colours
+
+def test_instance_palette_is_distinct():
+    palette = instance_palette().astype(int)
+    assert palette.shape == (1000, 3) and (palette[0] == 0).all()
+    assert len({tuple(c) for c in palette}) == 1000
+
+
+def test_panoptic_colour_one_per_segment_and_overlay_blend():
+    labels = cityscapes()
+    rng = np.random.default_rng(0)
+    classes = rng.choice([0, 11, 13], size=(40, 60))
+    instance = np.where(classes == 0, 0, rng.integers(1, 30, size=(40, 60)))
+    panoptic = (classes * 1000 + instance).astype(np.int32)
+    colors = panoptic_color(panoptic, labels, 1000)
+    assert colors.dtype == np.uint8 and colors.shape == (40, 60, 3)
+    ids = np.unique(panoptic)
+    seen = {}
+    for segment_id in ids:
+        pixels = colors[panoptic == segment_id]
+        assert (pixels == pixels[0]).all()
+        seen[tuple(pixels[0])] = segment_id
+    assert len(seen) == len(ids)  # distinct colour per segment
+    assert tuple(colors[panoptic == 0][0]) == labels.colors[0]
+    image = np.full((40, 60, 3), 200, np.uint8)
+    semantic_colors = semantic_color(classes.astype(np.uint8), labels)
+    assert (overlay(image, semantic_colors, 0.0) == image).all()
+    assert (overlay(image, semantic_colors, 1.0) == semantic_colors).all()
+    half = overlay(image, semantic_colors, 0.5).astype(int)
+    assert np.abs(half - (200 + semantic_colors.astype(int)) / 2).max() <= 1
+    with pytest.raises(ValueError, match='alpha'):
+        overlay(image, semantic_colors, 1.5)
+
+
+# --------------------------------------------------------------------------- outputs
+
+def _result_with_instances():
+    from seg_perception.segmenter import SegmentationResult, SegmentationTiming
+    semantic = np.full((20, 20), 0, np.uint8)
+    semantic[:10, :10] = 13
+    semantic[15:, 15:] = 11
+    instance = np.zeros((20, 20), np.int32)
+    instance[:10, :10] = 1     # 100 px
+    instance[15:, 15:] = 2     # 25 px
+    panoptic = (semantic.astype(np.int32) * 1000 + instance).astype(np.int32)
+    return SegmentationResult(semantic, np.ones((20, 20), np.float32), instance, panoptic,
+                              SegmentationTiming(), (20, 20), (20, 20), 1000, (11, 13))
+
+
+def test_drop_small_instances_keeps_class_and_scales_area():
+    result = _result_with_instances()
+    assert drop_small_instances(result, 0, (20, 20)) is result
+    assert drop_small_instances(result, 25, (20, 20)) is result
+    dropped = drop_small_instances(result, 26, (20, 20))
+    assert set(np.unique(dropped.instance)) == {0, 1}
+    assert (dropped.panoptic[15:, 15:] == 11000).all()
+    assert (dropped.panoptic[:10, :10] == 13001).all()
+    # Network 10x10 vs output 20x20: 7 network pixels = 28 output pixels > 25.
+    assert set(np.unique(drop_small_instances(result, 7, (10, 10)).instance)) == {0, 1}
+    assert (result.instance[15:, 15:] == 2).all()  # input untouched
+
+
+def test_scale_camera_info_to_output_size():
+    roi = SimpleNamespace(x_offset=10, y_offset=20, width=100, height=50)
+    info = SimpleNamespace(width=1024, height=512, roi=roi,
+                           k=[800.0, 0.0, 512.0, 0.0, 790.0, 256.0, 0.0, 0.0, 1.0],
+                           p=[800.0, 0.0, 512.0, -40.0, 0.0, 790.0, 256.0, 0.0, 0.0, 0.0,
+                              1.0, 0.0])
+    scale_camera_info(info, (128, 256))
+    assert (info.width, info.height) == (256, 128)
+    np.testing.assert_allclose(info.k, [200, 0, 128, 0, 197.5, 64, 0, 0, 1])
+    np.testing.assert_allclose(info.p, [200, 0, 128, -10, 0, 197.5, 64, 0, 0, 0, 1, 0])
+    assert (roi.x_offset, roi.y_offset, roi.width, roi.height) == (2, 5, 25, 12)
+    uncalibrated = SimpleNamespace(width=0, height=0, k=[0.0] * 9, p=[0.0] * 12, roi=roi)
+    assert scale_camera_info(uncalibrated, (128, 256)).width == 256
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+def test_diagnostics_levels_and_values():
+    model = ModelInfo('enet_panoptic', 'onnxruntime', 'cpu', 'fp32', 'why', (128, 256),
+                      'panoptic')
+    idle, busy, stuck = CameraMonitor(), CameraMonitor(), CameraMonitor()
+    for index in range(11):
+        busy.frame_received(index * 0.1)
+        busy.frame_published(index * 0.1 + 0.05, 0.05, 40.0)
+        stuck.frame_received(index * 0.1)
+    busy.frame_rejected("unsupported image encoding 'foo'")
+    report = build_report('/seg', model, ('idle', 'busy', 'stuck'),
+                          [m.snapshot(1.0, dropped=3) for m in (idle, busy, stuck)], True)
+    assert [entry.name for entry in report] == ['/seg: model', '/seg: idle', '/seg: busy',
+                                                '/seg: stuck']
+    assert [entry.level for entry in report] == [OK, STALE, OK, WARN]
+    values = dict(report[2].values)
+    assert values['input_rate_hz'] == '10.00' and values['latency_p50_ms'] == '50.0'
+    assert values['rejected'] == '1' and 'foo' in values['last_rejection']
+    assert values['dropped'] == '3' and values['backend'] == 'onnxruntime'
+    assert dict(report[0].values)['backend_reason'] == 'why'
+
+
+# --------------------------------------------------------------------------- worker
+
+@pytest.fixture(scope='module')
+def segmenter(tmp_path_factory):
+    torch.set_num_threads(1)
+    path = export_lively_package('enet', 'panoptic', NET_HEIGHT, NET_WIDTH,
+                                 str(tmp_path_factory.mktemp('enet_b2')), batch=2)
+    with Segmenter.from_package(path, backend='onnxruntime', threads=1) as created:
+        yield created
+
+
+def _images(count, height=120, width=200):
+    rng = np.random.default_rng(5)
+    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def _run_worker(segmenter, config, frames, wants=lambda camera, output: True):
+    store = LatestFrameStore([frame.camera for frame in frames])
+    delivered, errors = {}, []
+    worker = InferenceWorker(segmenter, store, lambda: config, wants,
+                             lambda frame, outputs: delivered.update({frame.camera: outputs}),
+                             lambda camera, reason: errors.append((camera, reason)))
+    for frame in frames:
+        store.put(frame.camera, frame)
+    worker.process_pending()
+    return delivered, errors
+
+
+def test_worker_batched_and_unbatched_give_identical_outputs(segmenter):
+    images = _images(2)
+    frames = [Frame(camera, image, None, 0.0) for camera, image in zip('ab', images)]
+    base = NodeConfig.from_values({'cameras': ['a', 'b']})
+    batched, _ = _run_worker(segmenter, base, frames)
+    single, _ = _run_worker(segmenter, base.updated({'batch_cameras': False}), frames)
+    for camera in 'ab':
+        for output in ('semantic', 'instance', 'panoptic', 'overlay', 'panoptic_color'):
+            np.testing.assert_array_equal(getattr(batched[camera], output),
+                                          getattr(single[camera], output))
+    assert batched['a'].result.instance.max() > 0  # the lively model finds instances
+
+
+def test_worker_renders_only_wanted_outputs_at_network_resolution(segmenter):
+    config = NodeConfig.from_values({'output_resolution': 'network',
+                                     'instance_encoding': 'mono16'})
+    frame = Frame('camera', _images(1)[0], None, 0.0)
+    delivered, _ = _run_worker(segmenter, config, [frame],
+                               wants=lambda camera, output: output in ('instance', 'overlay'))
+    outputs = delivered['camera']
+    assert outputs.output_hw == (NET_HEIGHT, NET_WIDTH)
+    assert outputs.instance.dtype == np.uint16 and outputs.overlay.shape == (64, 128, 3)
+    assert outputs.semantic is None and outputs.panoptic_color is None
+
+
+def test_worker_reports_a_failing_frame_and_keeps_serving(segmenter):
+    config = NodeConfig.from_values({'cameras': ['bad', 'good'], 'batch_cameras': False})
+    bad = Frame('bad', np.zeros((10, 10), np.uint8), None, 0.0)
+    good = Frame('good', _images(1)[0], None, 0.0)
+    delivered, errors = _run_worker(segmenter, config, [bad, good])
+    assert list(delivered) == ['good']
+    assert errors and errors[0][0] == 'bad' and 'ValueError' in errors[0][1]
+
+
+def test_render_applies_runtime_min_instance_area(segmenter):
+    image = _images(1)[0]
+    result = segmenter.segment(image)
+    frame = Frame('camera', image, None, 0.0)
+    config = NodeConfig.from_values({})
+    everything = render_outputs(frame, result, config, segmenter, lambda c, o: True)
+    huge = render_outputs(frame, result, config.updated({'min_instance_area': 10 ** 6}),
+                          segmenter, lambda c, o: True)
+    assert everything.instance.max() > 0 and huge.instance.max() == 0
+    np.testing.assert_array_equal(huge.panoptic // 1000, everything.panoptic // 1000)
