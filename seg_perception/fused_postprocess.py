@@ -3,7 +3,8 @@
 ``FusedPostprocess`` does exactly what the numpy reference in ``postprocess`` does (see that
 module's docstring for the full algorithm; tests compare the two, eager and exported):
 
-1. semantic = argmax over classes (ties -> lowest), confidence = ``1 / sum(exp(l - max))``.
+1. semantic = argmax over classes (ties -> lowest), confidence = ``1 / sum(exp(l - max))``
+   (the max gathered at the argmax).
 2. Grouping grid of stride s: cell (i, j) samples pixel (s*i + s//2, s*j + s//2) (strided
    Slice) and covers pixels [s*i, s*i + s) x [s*j, s*j + s).
 3. Centre NMS on the grid: MaxPool kernel ``2*ceil((nms_kernel//2)/s) + 1``, keep cells equal
@@ -14,15 +15,15 @@ module's docstring for the full algorithm; tests compare the two, eager and expo
 5. Votes = one-hot(instance)^T . one-hot(thing class) as one batched MatMul on the grid;
    class = ArgMax (ties -> lowest), area = cells * s^2; keep when it has a thing cell and
    area >= min_instance_area (else id 0, score 0); ids are slot + 1.
-6. Nearest upsampling (Mul by ones + Reshape): thing pixels take their cell's instance and, when
+6. Nearest upsampling (Expand + Reshape): thing pixels take their cell's instance and, when
    non-zero, its voted class; panoptic = semantic * label_divisor + instance; stuff classes
    whose grid area cells * s^2 < stuff_area become void * label_divisor in panoptic.
 
 Only ops that onnx-tensorrt parses for TensorRT 8.5 and 10.x: ArgMax/ArgMin, ReduceMax,
 ReduceSum, Exp, Slice, MaxPool (no indices), TopK (constant K), Gather, GatherElements, MatMul,
-Equal/Greater/And, Where, Cast, Concat, Reshape; no loops, no NonZero, no ScatterND. All
-integer outputs are int32. The grouping distances stay in grid units, so the squared
-distances of nearby centres fit FP16.
+Equal/Greater/Less/And, Where, Cast, Concat, Expand, Reshape, Squeeze; no loops, no NonZero,
+no ScatterND. All integer outputs are int32. The grouping distances stay in grid units, so
+the squared distances of nearby centres fit FP16.
 """
 
 from __future__ import annotations
@@ -95,10 +96,10 @@ class FusedPostprocess(nn.Module):
         self.register_buffer('thing_ids', torch.tensor(things or [-1], dtype=torch.int32),
                              persistent=False)
         self.register_buffer('is_thing', is_thing, persistent=False)
+        contiguous = bool(things) and things == list(range(things[0], things[-1] + 1))
+        self.thing_range = (things[0], things[-1]) if contiguous else None
         self.register_buffer('slot_ids', torch.arange(1, self.slots + 1, dtype=torch.int32),
                              persistent=False)
-        self.register_buffer('cell_ones', torch.ones((1, 1, self.stride, 1, self.stride),
-                                                     dtype=torch.int32), persistent=False)
         self.register_buffer('unused_scores', torch.zeros((1, settings.top_k - self.slots)),
                              persistent=False)
         self.register_buffer('class_ids', torch.arange(num_classes, dtype=torch.int32),
@@ -128,10 +129,12 @@ class FusedPostprocess(nn.Module):
             raise ValueError(f'semantic_logits must be (B, {expected[0]}, {expected[1]}, '
                              f'{expected[2]}), got {tuple(semantic_logits.shape)}')
         logits = semantic_logits.float()
-        semantic = torch.argmax(logits, dim=1)
-        peak = torch.amax(logits, dim=1, keepdim=True)
+        best = torch.argmax(logits, dim=1, keepdim=True)
+        # Gathering the peak at the argmax is cheaper than a second reduction over classes.
+        peak = torch.gather(logits, 1, best)
         confidence = torch.div(self.one, torch.exp(logits - peak).sum(dim=1))
-        semantic = semantic.to(torch.int32)
+        best = best.squeeze(1)
+        semantic = best.to(torch.int32)
         if not self.panoptic:
             return semantic, confidence
         if center is None or offset is None:
@@ -147,10 +150,13 @@ class FusedPostprocess(nn.Module):
                                    device=logits.device)
         else:
             threshold = center_threshold.float().reshape(1)
-        return self._panoptic(semantic, confidence, center.float(), offset.float(), threshold)
+        return self._panoptic(semantic, best, confidence, center.float(), offset.float(),
+                              threshold)
 
-    def _panoptic(self, semantic: torch.Tensor, confidence: torch.Tensor, center: torch.Tensor,
-                  offset: torch.Tensor, threshold: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def _panoptic(self, semantic: torch.Tensor, best: torch.Tensor, confidence: torch.Tensor,
+                  center: torch.Tensor, offset: torch.Tensor,
+                  threshold: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        # semantic: int32 (B, H, W); best: the same classes as int64 (gather indices).
         batch = semantic.shape[0]
         stride, start = self.stride, self.stride // 2
         cells = self.grid_height * self.grid_width
@@ -185,7 +191,7 @@ class FusedPostprocess(nn.Module):
         assignment = assignment.to(torch.int64)
         grid_instance = torch.gather(instance_table, 1, assignment)
         grid_class = torch.gather(class_table, 1, assignment)
-        instance = torch.where(self.is_thing[semantic.to(torch.int64)] > 0,
+        instance = torch.where(self._thing_pixels(semantic, best),
                                self._upsample(grid_instance), 0)
         merged = torch.where(instance > 0, self._upsample(grid_class), semantic)
         panoptic = merged * self.label_divisor + instance
@@ -193,8 +199,7 @@ class FusedPostprocess(nn.Module):
         class_onehot = (grid_semantic.unsqueeze(2) == self.class_ids.view(1, 1, -1)).float()
         stuff_area = class_onehot.sum(dim=1) * float(stride * stride)
         small_stuff = ((stuff_area < float(self.stuff_area)) & (self.is_thing.view(1, -1) == 0))
-        pixel_small = torch.gather(small_stuff.to(torch.int32), 1,
-                                   semantic.reshape(batch, -1).to(torch.int64))
+        pixel_small = torch.gather(small_stuff.to(torch.int32), 1, best.reshape(batch, -1))
         panoptic = torch.where(pixel_small.reshape(semantic.shape) > 0,
                                self.void_id * self.label_divisor,
                                panoptic)
@@ -225,9 +230,19 @@ class FusedPostprocess(nn.Module):
         center_x = torch.where(valid, self.grid_x[index], float('inf'))
         return scores, valid, center_y, center_x
 
+    def _thing_pixels(self, semantic: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+        """bool (B, H, W): pixels whose class is a thing class."""
+        if self.thing_range is not None:  # two compares beat a per-pixel Gather in ORT
+            return (semantic >= self.thing_range[0]) & (semantic <= self.thing_range[1])
+        return self.is_thing[best] > 0
+
     def _upsample(self, grid: torch.Tensor) -> torch.Tensor:
         """(B, h*w) -> (B, h*s, w*s), each cell repeated s x s."""
         batch = grid.shape[0]
-        grid = grid.reshape(batch, self.grid_height, 1, self.grid_width, 1)
-        # A broadcasting Mul by ones exports to one plain op (expand() adds shape arithmetic).
-        return (grid * self.cell_ones).reshape(batch, self.height, self.width)
+        # expand_as() a tensor of the target shape exports to one Expand with a constant shape;
+        # expand(), repeat() and broadcast_to() add shape arithmetic (ConstantOfShape, If) to
+        # the graph and a broadcasting Mul by ones is several times slower in ONNX Runtime.
+        target = torch.empty((batch, self.grid_height, self.stride, self.grid_width,
+                              self.stride), dtype=grid.dtype, device=grid.device)
+        grid = grid.reshape(batch, self.grid_height, 1, self.grid_width, 1).expand_as(target)
+        return grid.reshape(batch, self.height, self.width)

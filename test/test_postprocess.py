@@ -21,9 +21,10 @@ NUM_CLASSES = 19
 # Every op the graph may use; all parse in onnx-tensorrt for TensorRT 8.5 and 10.x.
 TENSORRT_SAFE_OPS = {
     'Add', 'And', 'ArgMax', 'ArgMin', 'Cast', 'Concat', 'Constant', 'Div', 'Equal', 'Exp',
-    'Gather', 'GatherElements', 'Greater', 'GreaterOrEqual', 'Less', 'MatMul', 'MaxPool',
-    'Mul', 'ReduceMax', 'ReduceSum', 'Reshape', 'Slice', 'Sub', 'Tile', 'TopK', 'Unsqueeze',
-    'Where',
+    'Gather', 'GatherElements', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'MatMul',
+    'MaxPool',
+    'Mul', 'ReduceMax', 'ReduceSum', 'Reshape', 'Slice', 'Squeeze', 'Sub', 'Expand', 'TopK',
+    'Unsqueeze', 'Where',
 }
 
 
@@ -335,12 +336,14 @@ def test_extract_segments_bbox_area_and_scores():
 def test_graph_matches_reference_on_hand_made_scene_and_threshold_is_an_input():
     logits, center, offset, person, car = two_blob_scene()
     settings = PostprocessSettings(stuff_area=0, top_k=8)
-    module = FusedPostprocess(NUM_CLASSES, THINGS, settings, height=32, width=64).eval()
+    things = (11, 13, 17)  # not a contiguous range: the graph looks thing pixels up by Gather
+    module = FusedPostprocess(NUM_CLASSES, things, settings, height=32, width=64).eval()
+    assert module.thing_range is None
     args = (logits[None], center[None, None], offset[None], np.array([0.1], np.float32))
     _, session = export_to_session(module, args)
     for threshold in (0.1, 0.85, 0.95):
         args = args[:3] + (np.array([threshold], np.float32),)
-        reference = pp.panoptic_from_heads(logits, center, offset, THINGS, settings,
+        reference = pp.panoptic_from_heads(logits, center, offset, things, settings,
                                            center_threshold=threshold)
         assert_matches_reference(run_session(session, args), [reference])
     assert run_session(session, args)[2].max() == 0  # 0.95: no centre at run time
