@@ -52,6 +52,8 @@ class TrainConfig:
         center_loss_weight, offset_loss_weight: Panoptic-DeepLab's 200 and 0.01.
         small_instance_area, small_instance_weight: Up-weighting of small instances.
         min_scale, max_scale: Random scale augmentation range.
+        frame_cache: Generate the synthetic training frames once into ``OUT/frame_cache``
+            (memory-mapped) instead of drawing each one again every epoch.
     """
 
     model: str
@@ -76,6 +78,7 @@ class TrainConfig:
     small_instance_weight: float = 3.0
     min_scale: float = 0.75
     max_scale: float = 1.5
+    frame_cache: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,10 +95,45 @@ def _progress(prefix: str, done: int, total: int, started: float, suffix: str = 
     sys.stderr.flush()
 
 
+class CachedFrame:
+    """A frame read back from the on-disk frame cache (same fields as a synthetic frame)."""
+
+    def __init__(self, image: np.ndarray, semantic: np.ndarray, instance: np.ndarray) -> None:
+        self.image = image
+        self.semantic = semantic
+        self.instance = instance
+
+
+def _generate_into_cache(job: Tuple[str, int, int, int, int, int, int]) -> None:
+    """Worker: generate frames [start, stop) of a seed into the cache's memory maps."""
+    from .data.synthetic import SceneGenerator
+    directory, count, width, height, seed, start, stop = job
+    maps = _open_cache(directory, count, height, width, 'r+')
+    generator = SceneGenerator(width=width, height=height, seed=seed)
+    for index in range(start, stop):
+        frame = generator.generate(index)
+        maps[0][index] = frame.image
+        maps[1][index] = frame.semantic
+        maps[2][index] = frame.instance
+    for array in maps:
+        array.flush()
+
+
+def _open_cache(directory: str, count: int, height: int, width: int, mode: str):
+    shapes = (('image', np.uint8, (count, height, width, 3)),
+              ('semantic', np.uint8, (count, height, width)),
+              ('instance', np.uint16, (count, height, width)))
+    return tuple(np.lib.format.open_memmap(os.path.join(directory, f'{name}.npy'), mode=mode,
+                                           dtype=dtype, shape=shape if mode == 'w+' else None)
+                 for name, dtype, shape in shapes)
+
+
 class FrameSource:
     """Indexable frames with ``image`` (H,W,3) uint8, ``semantic`` (H,W), ``instance`` (H,W).
 
-    ``synthetic`` generates frame ``i`` of a seed on demand; a directory is read as the
+    ``synthetic`` generates frame ``i`` of a seed on demand, or reads it from a frame cache
+    made once by ``materialize`` (generation is far slower than augmentation, and a GPU
+    eats frames faster than a few cores can draw them); a directory is read as the
     Cityscapes format (``split`` = train / val).
     """
 
@@ -103,10 +141,13 @@ class FrameSource:
                  count: int, label_set: LabelSet) -> None:
         self.data = data
         self.count = count
+        self.width, self.height = width, height
+        self._cache_dir: Optional[str] = None
+        self._cache = None
         if data == SYNTHETIC:
             from .data.synthetic import SceneGenerator
-            frame_seed = seed if split == 'train' else SYNTHETIC_VALIDATION_SEED
-            self._generator = SceneGenerator(width=width, height=height, seed=frame_seed)
+            self.seed = seed if split == 'train' else SYNTHETIC_VALIDATION_SEED
+            self._generator = SceneGenerator(width=width, height=height, seed=self.seed)
             self._dataset = None
         else:
             from .data.cityscapes import CityscapesDataset
@@ -114,10 +155,51 @@ class FrameSource:
             self._dataset = CityscapesDataset(data, split, label_set=label_set)
             self.count = len(self._dataset) if count <= 0 else min(count, len(self._dataset))
 
+    def materialize(self, directory: str, workers: int, log=print) -> None:
+        """Generate every synthetic frame once into memory-mapped ``.npy`` files."""
+        if self._generator is None:
+            return
+        import multiprocessing
+        os.makedirs(directory, exist_ok=True)
+        stamp = os.path.join(directory, 'complete.txt')
+        signature = f'{self.count} {self.width} {self.height} {self.seed}'
+        if os.path.isfile(stamp) and open(stamp).read() == signature:
+            log(f'using frame cache {directory}')
+        else:
+            started = time.monotonic()
+            _open_cache(directory, self.count, self.height, self.width, 'w+')
+            chunk = max(1, self.count // max(1, workers * 4))
+            jobs = [(directory, self.count, self.width, self.height, self.seed, start,
+                     min(start + chunk, self.count)) for start in range(0, self.count, chunk)]
+            if workers > 0:
+                with multiprocessing.get_context('spawn').Pool(workers) as pool:
+                    for done, _ in enumerate(pool.imap_unordered(_generate_into_cache, jobs)):
+                        _progress('generating frames', done + 1, len(jobs), started)
+            else:
+                for done, job in enumerate(jobs):
+                    _generate_into_cache(job)
+                    _progress('generating frames', done + 1, len(jobs), started)
+            from .atomic import atomic_write_text
+            atomic_write_text(stamp, signature)
+            log(f'generated {self.count} frames in {time.monotonic() - started:.0f} s')
+        self._cache_dir = directory
+
     def __len__(self) -> int:
         return self.count
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state['_cache'] = None  # memory maps are reopened in each DataLoader worker
+        return state
+
     def __getitem__(self, index: int):
+        if self._cache_dir is not None:
+            if self._cache is None:
+                self._cache = _open_cache(self._cache_dir, self.count, self.height, self.width,
+                                          'r')
+            image, semantic, instance = self._cache
+            return CachedFrame(np.asarray(image[index]), np.asarray(semantic[index]),
+                               np.asarray(instance[index]).astype(np.int32))
         if self._generator is not None:
             return self._generator.generate(index)
         return self._dataset[index]
@@ -371,6 +453,8 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
                                config.train_frames, label_set)
     val_source = FrameSource(config.data, 'val', config.width, config.height, config.seed,
                              config.val_frames, label_set)
+    if config.frame_cache:
+        train_source.materialize(os.path.join(out_dir, 'frame_cache'), config.workers, log)
     samples = TrainingSamples(train_source, config, label_set)
     manifest = make_manifest(config, label_set)
     steps_per_epoch = max(1, len(samples) // config.batch_size)

@@ -35,6 +35,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--small-instance-area', type=int, default=defaults.small_instance_area)
     parser.add_argument('--min-scale', type=float, default=defaults.min_scale)
     parser.add_argument('--max-scale', type=float, default=defaults.max_scale)
+    parser.add_argument('--frame-cache', action='store_true',
+                        help='generate the synthetic training frames once into '
+                        'OUT/frame_cache (fast GPU training) instead of every epoch')
     parser.add_argument('--resume', action='store_true',
                         help='continue from OUT/checkpoints/last.pt')
 
@@ -55,7 +58,8 @@ def main(args) -> int:
         train_frames=args.train_frames, val_frames=args.val_frames, val_every=args.val_every,
         seed=args.seed, workers=args.workers, device=args.device,
         hard_pixel_ratio=args.hard_pixel_ratio, small_instance_area=args.small_instance_area,
-        min_scale=args.min_scale, max_scale=args.max_scale)
+        min_scale=args.min_scale, max_scale=args.max_scale,
+        frame_cache=args.frame_cache)
     command = 'seg-perception ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
     try:
         package, result = train(config, args.out, resume=args.resume, command_line=command)
