@@ -2,5 +2,50 @@
 
 import os
 
+import pytest
+
 # Keep torch / onnxruntime from oversubscribing the small CI machine.
 os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+
+def _tiny_side(size_divisor: int) -> int:
+    return max(32, size_divisor)
+
+
+@pytest.fixture(scope='session')
+def exported_package(tmp_path_factory):
+    """Factory of small exported model packages, cached for the whole test session.
+
+    ``exported_package(name='enet', task='semantic', height=None, width=None, batch=1,
+    weights=True) -> package_dir``: a randomly initialised (``torch.manual_seed(0)``)
+    registered network with 19 Cityscapes classes, exported with ``export_model_package``.
+    Default size: the smallest multiple of the model's size_divisor >= 32 high, twice as wide.
+    The same arguments return the same directory: treat it as read-only (copy it with
+    ``shutil.copytree`` before corrupting or editing anything).
+    """
+    cache = {}
+    root = tmp_path_factory.mktemp('exported_packages')
+
+    def make(name='enet', task='semantic', height=None, width=None, batch=1, weights=True):
+        import torch
+
+        from seg_perception.export import export_model_package
+        from seg_perception.manifest import ModelManifest
+        from seg_perception.models import build_model, get_model_spec
+        side = _tiny_side(get_model_spec(name).size_divisor)
+        height = height or side
+        width = width or 2 * side
+        key = (name, task, height, width, batch, bool(weights))
+        if key not in cache:
+            out_dir = str(root / f'{name}_{task}_{height}x{width}_b{batch}_{int(bool(weights))}')
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                network = build_model(name, num_classes=19, panoptic=task == 'panoptic')
+            manifest = ModelManifest(name=f'{name}_{task}', architecture=name, task=task,
+                                     input_height=height, input_width=width, batch=batch,
+                                     info={'weights': 'random initialisation (test fixture)'})
+            export_model_package(network, manifest, out_dir, save_weights=bool(weights))
+            cache[key] = out_dir
+        return cache[key]
+
+    return make
