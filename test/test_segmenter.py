@@ -285,3 +285,10 @@ def test_demo_writes_pngs_and_reuses_its_cache(tmp_path, capsys):
     package_dirs = os.listdir(tmp_path / 'cache')
     assert package_dirs == ['enet_panoptic_128x64']
     assert ModelManifest.load(str(tmp_path / 'cache' / package_dirs[0])).task == 'panoptic'
+
+
+def test_strided_views_are_accepted(panoptic):
+    rgba = np.dstack([street(90, 200, 9), np.full((90, 200), 255, np.uint8)])
+    view = rgba[:, ::-1, 2::-1]  # mirrored BGR view of an RGBA buffer, no copy
+    np.testing.assert_array_equal(panoptic.segment(view).panoptic,
+                                  panoptic.segment(np.ascontiguousarray(view)).panoptic)
