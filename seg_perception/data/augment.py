@@ -120,13 +120,17 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float 
     factors = rng.uniform([1 - brightness, 1 - contrast, 1 - saturation],
                           [1 + brightness, 1 + contrast, 1 + saturation])
     shift = rng.uniform(-hue, hue)
-    pixels = image.astype(np.float32) * factors[0]
-    gray_weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    gray = pixels @ gray_weights
-    pixels = (pixels - gray.mean()) * factors[1] + gray.mean()
-    gray = (pixels @ gray_weights)[..., None]
-    pixels = (pixels - gray) * factors[2] + gray
-    result = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
+    b, c, s = (float(f) for f in factors)
+    gray_weights = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+    # brightness (p *= b), contrast about the mean grey m and saturation about each pixel's
+    # grey are all linear, so they fold into one 3x4 affine map applied in one OpenCV pass:
+    # p' = c b S p + (1 - c) m, with S = s I + (1 - s) 1 w^T (S 1 = 1 since sum(w) = 1).
+    mean_gray = b * float(np.dot(np.asarray(cv2.mean(image)[:3]), gray_weights))
+    saturation_matrix = s * np.eye(3) + (1.0 - s) * np.outer(np.ones(3), gray_weights)
+    affine = np.empty((3, 4), dtype=np.float64)
+    affine[:, :3] = c * b * saturation_matrix
+    affine[:, 3] = (1.0 - c) * mean_gray
+    result = cv2.transform(np.ascontiguousarray(image), affine)
     if shift:
         hsv = cv2.cvtColor(result, cv2.COLOR_RGB2HSV_FULL)
         # Hue in _FULL spans 0..255 and wraps around, as uint8 arithmetic does.
