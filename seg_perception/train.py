@@ -52,8 +52,10 @@ class TrainConfig:
         center_loss_weight, offset_loss_weight: Panoptic-DeepLab's 200 and 0.01.
         small_instance_area, small_instance_weight: Up-weighting of small instances.
         min_scale, max_scale: Random scale augmentation range.
-        frame_cache: Generate the synthetic training frames once into ``OUT/frame_cache``
-            (memory-mapped) instead of drawing each one again every epoch.
+        frame_cache: Directory into which the synthetic training frames are generated once
+            (memory-mapped) instead of being drawn again every epoch; empty: no cache.
+        max_minutes: Stop after the epoch during which this much time has passed, then
+            validate and export as after the last epoch (0: no limit).
     """
 
     model: str
@@ -78,7 +80,8 @@ class TrainConfig:
     small_instance_weight: float = 3.0
     min_scale: float = 0.75
     max_scale: float = 1.5
-    frame_cache: bool = False
+    frame_cache: str = ''
+    max_minutes: float = 0.0
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -454,7 +457,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
     val_source = FrameSource(config.data, 'val', config.width, config.height, config.seed,
                              config.val_frames, label_set)
     if config.frame_cache:
-        train_source.materialize(os.path.join(out_dir, 'frame_cache'), config.workers, log)
+        train_source.materialize(config.frame_cache, config.workers, log)
     samples = TrainingSamples(train_source, config, label_set)
     manifest = make_manifest(config, label_set)
     steps_per_epoch = max(1, len(samples) // config.batch_size)
@@ -467,6 +470,8 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         f'{config.epochs} epochs, batch {config.batch_size}, {total_steps} iterations')
 
     validation = None
+    run_started = time.monotonic()
+    epochs_done = start_epoch
     for epoch in range(start_epoch, config.epochs):
         samples.epoch = epoch
         loader = torch.utils.data.DataLoader(
@@ -479,7 +484,11 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         sums: Dict[str, float] = {}
         for step, batch in enumerate(loader):
             iteration = epoch * steps_per_epoch + step
-            lr = config.lr * (1.0 - iteration / max(total_steps, 1)) ** 0.9
+            progress = iteration / max(total_steps, 1)
+            if config.max_minutes > 0:  # the poly decay follows whichever budget ends first
+                elapsed = (time.monotonic() - run_started) / (60.0 * config.max_minutes)
+                progress = max(progress, elapsed)
+            lr = config.lr * max(0.0, 1.0 - progress) ** 0.9
             for group in optimizer.param_groups:
                 group['lr'] = lr
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -502,7 +511,9 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             'center_loss': round(sums.get('center', 0.0) / steps, 6),
             'offset_loss': round(sums.get('offset', 0.0) / steps, 5),
             'seconds': round(time.monotonic() - started, 1)}
-        last_epoch = epoch + 1 == config.epochs
+        out_of_time = (config.max_minutes > 0
+                       and time.monotonic() - run_started > 60.0 * config.max_minutes)
+        last_epoch = epoch + 1 == config.epochs or out_of_time
         if (epoch + 1) % max(1, config.val_every) == 0 or last_epoch:
             validation = validate(network, manifest, val_source, device)
             row.update(val_miou=round(validation.miou, 4), val_pq=round(validation.pq, 4),
@@ -516,6 +527,10 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         save_checkpoint(checkpoint_path, {
             'config': asdict(config), 'epoch': epoch, 'model': network.state_dict(),
             'optimizer': optimizer.state_dict(), 'history': history})
+        epochs_done = epoch + 1
+        if out_of_time:
+            log(f'stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} reached')
+            break
 
     if validation is None:
         validation = validate(network, manifest, val_source, device)
@@ -524,7 +539,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         'trained_by': 'seg-perception train',
         'command': command_line,
         'data': config.data,
-        'epochs': config.epochs,
+        'epochs': epochs_done,
         'train_frames_per_epoch': len(samples),
         'validation_frames': validation.frames,
         'validation_seed': SYNTHETIC_VALIDATION_SEED if config.data == SYNTHETIC else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 
@@ -35,9 +36,12 @@ def add_arguments(parser) -> None:
     parser.add_argument('--small-instance-area', type=int, default=defaults.small_instance_area)
     parser.add_argument('--min-scale', type=float, default=defaults.min_scale)
     parser.add_argument('--max-scale', type=float, default=defaults.max_scale)
-    parser.add_argument('--frame-cache', action='store_true',
-                        help='generate the synthetic training frames once into '
-                        'OUT/frame_cache (fast GPU training) instead of every epoch')
+    parser.add_argument('--frame-cache', nargs='?', const='', default=None, metavar='DIR',
+                        help='generate the synthetic training frames once into DIR '
+                        '(default OUT/frame_cache; fast GPU training) instead of every epoch')
+    parser.add_argument('--max-minutes', type=float, default=0.0,
+                        help='stop after the epoch in which this many minutes have passed, '
+                        'then validate and export (default: no limit)')
     parser.add_argument('--resume', action='store_true',
                         help='continue from OUT/checkpoints/last.pt')
 
@@ -59,7 +63,9 @@ def main(args) -> int:
         seed=args.seed, workers=args.workers, device=args.device,
         hard_pixel_ratio=args.hard_pixel_ratio, small_instance_area=args.small_instance_area,
         min_scale=args.min_scale, max_scale=args.max_scale,
-        frame_cache=args.frame_cache)
+        max_minutes=args.max_minutes,
+        frame_cache='' if args.frame_cache is None else (
+            args.frame_cache or os.path.join(args.out, 'frame_cache')))
     command = 'seg-perception ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
     try:
         package, result = train(config, args.out, resume=args.resume, command_line=command)
