@@ -44,6 +44,22 @@ class Camera:
     pitch: float
     yaw: float
 
+    def __post_init__(self) -> None:
+        cos_yaw, sin_yaw = math.cos(self.yaw), math.sin(self.yaw)
+        cos_pitch, sin_pitch = math.cos(self.pitch), math.sin(self.pitch)
+        yaw = np.array([[cos_yaw, 0.0, -sin_yaw], [0.0, 1.0, 0.0], [sin_yaw, 0.0, cos_yaw]])
+        pitch = np.array([[1.0, 0.0, 0.0], [0.0, cos_pitch, sin_pitch],
+                          [0.0, -sin_pitch, cos_pitch]])
+        # Row-vector form: camera = (world - position) @ rotation_t.
+        object.__setattr__(self, '_rotation_t', (pitch @ yaw).T.copy())
+        object.__setattr__(self, '_position',
+                           np.array([self.lateral, self.mount_height, 0.0]))
+
+    @property
+    def position(self) -> np.ndarray:
+        """(3,) float64 camera centre in world coordinates."""
+        return self._position
+
     @property
     def horizon_row(self) -> float:
         """Image row (float) of the horizon line."""
@@ -52,16 +68,7 @@ class Camera:
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """World points (N, 3) float -> camera frame (N, 3) float64 (x right, y up, z ahead)."""
         p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        px = p[:, 0] - self.lateral
-        py = p[:, 1] - self.mount_height
-        pz = p[:, 2]
-        cos_yaw, sin_yaw = math.cos(self.yaw), math.sin(self.yaw)
-        cos_pitch, sin_pitch = math.cos(self.pitch), math.sin(self.pitch)
-        x1 = px * cos_yaw - pz * sin_yaw
-        z1 = px * sin_yaw + pz * cos_yaw
-        y2 = py * cos_pitch + z1 * sin_pitch
-        z2 = -py * sin_pitch + z1 * cos_pitch
-        return np.stack([x1, y2, z2], axis=1)
+        return (p - self._position) @ self._rotation_t
 
     def project(self, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Project world points.

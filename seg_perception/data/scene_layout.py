@@ -14,10 +14,11 @@ Color = Tuple[float, float, float]
 
 
 def jitter(rng: np.random.Generator, color: Color, amount: float) -> Color:
-    """``color`` with each channel moved by up to ``amount`` (and a shared brightness shift)."""
-    shift = rng.uniform(-amount, amount)
-    values = np.asarray(color, dtype=np.float64) + shift + rng.uniform(-amount, amount, 3) * 0.5
-    return tuple(float(v) for v in np.clip(values, 0.0, 255.0))
+    """``color`` with a shared brightness shift and a smaller per-channel shift, both up to
+    ``amount``, clipped to 0..255."""
+    shift, *channel = rng.uniform(-amount, amount, 4)
+    return tuple(min(max(float(c) + shift + 0.5 * d, 0.0), 255.0)
+                 for c, d in zip(color, channel))
 
 
 def pick(rng: np.random.Generator, choices):

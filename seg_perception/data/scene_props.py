@@ -46,13 +46,12 @@ def make_street_lamp(rng: np.random.Generator, x: float, z: float, sign: int) ->
     arm = -sign * rng.uniform(0.8, 2.6)
     color = jitter(rng, pick(rng, _POLE_COLORS), 12)
 
-    def draw(canvas: Canvas) -> None:
-        _draw_pole(canvas, x, z, radius, height, color)
-        lo, hi = sorted((0.0, arm))
-        canvas.fill_world([_billboard(x, z, lo, hi, height - 0.1, height)], color, TrainId.POLE)
-        canvas.fill_world([_billboard(x + arm, z, -0.35, 0.35, height - 0.3, height)],
-                          (200, 200, 190), TrainId.POLE)
-    return Drawable(z, draw)
+    lo, hi = sorted((0.0, arm))
+    parts = [(_billboard(x, z, -radius, radius, 0.0, height), color, TrainId.POLE),
+             (_billboard(x, z, lo, hi, height - 0.1, height), color, TrainId.POLE),
+             (_billboard(x + arm, z, -0.35, 0.35, height - 0.3, height), (200, 200, 190),
+              TrainId.POLE)]
+    return Drawable(z, lambda canvas: canvas.fill_parts(parts))
 
 
 def make_pole(rng: np.random.Generator, x: float, z: float) -> Drawable:
@@ -138,13 +137,12 @@ def make_traffic_sign(rng: np.random.Generator, x: float, z: float) -> Drawable:
     if rng.random() < 0.3:
         plates.append(_sign_plate(rng, (x, pole_height - size * 1.6, z - 0.05), size * 0.8))
 
-    def draw(canvas: Canvas) -> None:
-        _draw_pole(canvas, x, z, 0.045, pole_height, pole_color)
-        for outer, inner, outer_color, inner_color in plates:
-            canvas.fill_world([outer], outer_color, TrainId.TRAFFIC_SIGN)
-            if inner is not None:
-                canvas.fill_world([inner], inner_color)
-    return Drawable(z, draw)
+    parts = [(_billboard(x, z, -0.045, 0.045, 0.0, pole_height), pole_color, TrainId.POLE)]
+    for outer, inner, outer_color, inner_color in plates:
+        parts.append((outer, outer_color, TrainId.TRAFFIC_SIGN))
+        if inner is not None:
+            parts.append((inner, inner_color, None))
+    return Drawable(z, lambda canvas: canvas.fill_parts(parts))
 
 
 def make_tree(rng: np.random.Generator, x: float, z: float) -> Drawable:
@@ -160,15 +158,12 @@ def make_tree(rng: np.random.Generator, x: float, z: float) -> Drawable:
         blobs.append((x + offset[0], trunk_height + crown + offset[1] * 0.8, radius,
                       radius * rng.uniform(0.8, 1.2), [min(c * shade, 255) for c in base]))
     trunk_color = jitter(rng, (88, 72, 58), 14)
-
-    def draw(canvas: Canvas) -> None:
-        canvas.fill_world(
-            [_billboard(x, z, -trunk_radius, trunk_radius, 0.0, trunk_height + crown)],
-            trunk_color, TrainId.VEGETATION)
-        for bx, by, rx, ry, color in sorted(blobs, key=lambda b: sum(b[4])):
-            canvas.fill_world([ellipse_points((bx, by, z), rx, ry, _X, _Y, 14)], color,
-                              TrainId.VEGETATION)
-    return Drawable(z, draw)
+    parts = [(_billboard(x, z, -trunk_radius, trunk_radius, 0.0, trunk_height + crown),
+              trunk_color, TrainId.VEGETATION)]
+    for bx, by, rx, ry, color in sorted(blobs, key=lambda b: sum(b[4])):
+        parts.append((ellipse_points((bx, by, z), rx, ry, _X, _Y, 12), color,
+                      TrainId.VEGETATION))
+    return Drawable(z, lambda canvas: canvas.fill_parts(parts))
 
 
 def sample_props(rng: np.random.Generator, layout: StreetLayout) -> List[Drawable]:

@@ -8,7 +8,7 @@ rest are planar polygons drawn far to near.
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -41,28 +41,41 @@ def sky_colors(rng: np.random.Generator, sunny: bool):
 
 
 def draw_sky(canvas: Canvas, rng: np.random.Generator, zenith: Color, horizon: Color) -> None:
-    """Fill the whole frame with a sky gradient and clouds, labelled sky."""
+    """Fill the whole frame with a sky gradient and clouds, labelled sky.
+
+    The sky is smooth, so it is computed at 1/8 resolution and upsampled.
+    """
     cam = canvas.camera
     h, w = cam.height, cam.width
-    span = max(cam.horizon_row, h * 0.25)
-    ramp = np.clip(np.arange(h, dtype=np.float32) / span, 0.0, 1.0) ** 0.7
+    small_h, small_w = max(h // 8, 4), max(w // 8, 4)
+    span = max(cam.horizon_row, h * 0.25) / h * small_h
+    ramp = np.clip(np.arange(small_h, dtype=np.float32) / span, 0.0, 1.0) ** 0.7
     top = np.asarray(zenith, dtype=np.float32)
     bottom = np.asarray(horizon, dtype=np.float32)
     gradient = top[None, :] * (1.0 - ramp[:, None]) + bottom[None, :] * ramp[:, None]
-    canvas.image[:] = gradient[:, None, :]
-    coarse = rng.standard_normal((max(h // 24, 2), max(w // 24, 2))).astype(np.float32)
-    clouds = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    coarse = rng.standard_normal((max(small_h // 3, 2), max(small_w // 3, 2)))
+    clouds = cv2.resize(coarse.astype(np.float32), (small_w, small_h),
+                        interpolation=cv2.INTER_CUBIC)
     cover = rng.uniform(-0.2, 1.2)
     amount = np.clip((clouds - cover) * 0.8, 0.0, 0.85)[:, :, None]
     cloud_color = np.float32(rng.uniform(200, 245))
-    canvas.image += (cloud_color - canvas.image) * amount
-    canvas.semantic[:] = TrainId.SKY
+    small = gradient[:, None, :] + (cloud_color - gradient[:, None, :]) * amount
+    # Below the horizon the ground covers the sky.
+    rows = int(min(max(math.ceil(cam.horizon_row) + 2, 1), h))
+    sky = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    canvas.image[:rows] = sky[:rows]
+    canvas.semantic[:rows] = TrainId.SKY
 
 
-def _segment_table(layout: StreetLayout, beyond_class: List[int]):
-    """Ground cross-section as sorted X edges and the train id of each interval."""
-    edges: List[float] = []
-    classes: List[int] = [beyond_class[0]]
+#: Depth bands (metres) the ground is drawn in, so each band gets its own haze.
+_BANDS = (0.0, 4.0, 8.0, 15.0, 28.0, 50.0, 90.0, 160.0, 300.0, 3000.0)
+_FAR_SIDE = 400.0
+
+
+def _strips(layout: StreetLayout, beyond: Sequence[int]) -> List[Tuple[float, float, int]]:
+    """Ground cross-section, left to right, as (x0, x1, train id) strips."""
+    edges = [-np.inf]
+    classes = [beyond[0]]
     for sign in (-1, 1):
         side = layout.side(sign)
         inner, outer = layout.sidewalk_span(sign)
@@ -73,88 +86,108 @@ def _segment_table(layout: StreetLayout, beyond_class: List[int]):
             classes += [TrainId.TERRAIN, TrainId.SIDEWALK, TrainId.TERRAIN, TrainId.ROAD]
         else:
             edges += [kerb, inner, outer, grass_end]
-            classes += [TrainId.TERRAIN, TrainId.SIDEWALK, TrainId.TERRAIN, beyond_class[1]]
-    return np.asarray(edges, dtype=np.float32), np.asarray(classes, dtype=np.uint8)
+            classes += [TrainId.TERRAIN, TrainId.SIDEWALK, TrainId.TERRAIN, beyond[1]]
+    edges.append(np.inf)
+    return [(edges[i], edges[i + 1], classes[i]) for i in range(len(classes))
+            if edges[i + 1] > edges[i] + 1e-3]
+
+
+def _ground_quad(x0: float, x1: float, z0: float, z1: float) -> np.ndarray:
+    return np.array([[x0, 0.0, z0], [x1, 0.0, z0], [x1, 0.0, z1], [x0, 0.0, z1]])
 
 
 def draw_ground(canvas: Canvas, rng: np.random.Generator, layout: StreetLayout) -> None:
-    """Road, lane markings, sidewalks, kerbs and grass, per pixel below the horizon."""
-    cam = canvas.camera
-    row0 = max(int(math.floor(cam.horizon_row)) + 1, 0)
-    if row0 >= cam.height:
-        return
-    x, z = cam.ground_coordinates(row0)
+    """Road, lane markings, kerbs, sidewalks with paving joints, grass; cast shadows."""
     beyond = [TrainId.TERRAIN if rng.random() < 0.6 else TrainId.SIDEWALK for _ in range(2)]
-    edges, classes = _segment_table(layout, beyond)
-    index = np.searchsorted(edges, x)
-    label = classes[index]
-    # The kerb stones belong to the sidewalk.
+    strips = _strips(layout, beyond)
+    colors = {TrainId.ROAD: jitter(rng, pick(rng, _ROAD_COLORS), 10),
+              TrainId.SIDEWALK: jitter(rng, pick(rng, _SIDEWALK_COLORS), 12),
+              TrainId.TERRAIN: jitter(rng, pick(rng, _TERRAIN_COLORS), 14)}
     kerb_width = rng.uniform(0.12, 0.25)
-    kerb = (((x < layout.road_left) & (x > layout.road_left - kerb_width))
-            | ((x > layout.road_right) & (x < layout.road_right + kerb_width)))
-    label[kerb] = TrainId.SIDEWALK
-
-    colors = np.zeros((20, 3), dtype=np.float32)
-    colors[TrainId.ROAD] = jitter(rng, pick(rng, _ROAD_COLORS), 10)
-    colors[TrainId.SIDEWALK] = jitter(rng, pick(rng, _SIDEWALK_COLORS), 12)
-    colors[TrainId.TERRAIN] = jitter(rng, pick(rng, _TERRAIN_COLORS), 14)
-    image = colors[label]
-    shade = np.ones(x.shape, dtype=np.float32)
-    is_road = label == TrainId.ROAD
-
-    # Paving joints on sidewalks, faded out where they would alias.
-    tile = rng.uniform(0.3, 0.8)
-    joints = (((x / tile) % 1.0 < 0.07) | ((z / tile) % 1.0 < 0.07)) & (z < 30.0)
-    shade[joints & (label == TrainId.SIDEWALK)] = 0.8
-    shade[kerb] = 1.25
-
-    paint = _lane_markings(rng, layout, x, z) & is_road
-    image[paint] = jitter(rng, (225, 225, 215), 12)
-    if layout.tram_rails:
-        rails = (np.abs(np.abs(x) - 0.72) < 0.05) & is_road
-        image[rails] = (165, 162, 158)
+    kerb_color = [min(c * 1.25, 255.0) for c in colors[TrainId.SIDEWALK]]
+    paint = jitter(rng, (225, 225, 215), 12)
+    markings = _lane_markings(rng, layout)
+    parts = []
+    for z0, z1 in zip(_BANDS[:-1], _BANDS[1:]):
+        reach = max(_FAR_SIDE, 2.0 * z1)  # the outer strips must reach the image edges
+        band = [(_ground_quad(max(a, -reach), min(b, reach), z0, z1), colors[c], c)
+                for a, b, c in strips]
+        band += [(_ground_quad(layout.road_left - kerb_width, layout.road_left, z0, z1),
+                  kerb_color, TrainId.SIDEWALK),
+                 (_ground_quad(layout.road_right, layout.road_right + kerb_width, z0, z1),
+                  kerb_color, TrainId.SIDEWALK)]
+        band += [(q, paint, None) for q in markings if z0 <= q[0, 2] < z1]
+        if layout.tram_rails:
+            band += [(_ground_quad(s * 0.72 - 0.05, s * 0.72 + 0.05, z0, z1),
+                      (165, 162, 158), None) for s in (-1, 1)]
+        parts += band
+    canvas.fill_parts(parts, haze_each=True)
+    _paving_joints(canvas, rng, layout, colors[TrainId.SIDEWALK])
     if layout.sunny:
-        _cast_building_shadows(rng, layout, x, z, shade)
-    image *= shade[:, :, None]
-    haze = (1.0 - np.exp(-np.maximum(z, 0.0) / canvas.visibility))[:, :, None]
-    image += (canvas.haze_color[None, None, :] - image) * haze
-    canvas.image[row0:] = image
-    canvas.semantic[row0:] = label
+        _cast_building_shadows(canvas, rng, layout)
 
 
-def _lane_markings(rng: np.random.Generator, layout: StreetLayout, x: np.ndarray,
-                   z: np.ndarray) -> np.ndarray:
-    """Boolean mask of painted lane lines and an optional zebra crossing."""
+def _paving_joints(canvas: Canvas, rng: np.random.Generator, layout: StreetLayout,
+                   color) -> None:
+    """Thin darker joints between paving slabs on the near part of both sidewalks."""
+    tile = rng.uniform(0.35, 0.9)
+    joint = 0.04
+    quads = []
+    for sign in (-1, 1):
+        inner, outer = layout.sidewalk_span(sign)
+        x0, x1 = sorted((sign * inner, sign * outer))
+        for z in np.arange(1.0, 25.0, tile):
+            quads.append(_ground_quad(x0, x1, z, z + joint))
+        for x in np.arange(x0 + tile, x1, tile):
+            quads.append(_ground_quad(x, x + joint, 1.0, 25.0))
+    canvas.fill_world(quads, [c * 0.78 for c in color], convex=False)
+
+
+def _lane_markings(rng: np.random.Generator, layout: StreetLayout) -> List[np.ndarray]:
+    """Painted lines (dashed between lanes, solid at the edges) and a zebra crossing, as
+    ground quads (4, 3), long lines cut at the depth bands."""
     lanes = layout.lanes_left + layout.lanes_right + 1
     left_edge = -(layout.lanes_left + 0.5) * layout.lane_width
-    q = (x - left_edge) / layout.lane_width
-    line = np.rint(q)
-    near_line = np.abs(q - line) * layout.lane_width < rng.uniform(0.06, 0.1)
-    dash_period = rng.uniform(9.0, 15.0)
-    dashed = (z / dash_period) % 1.0 < rng.uniform(0.2, 0.45)
-    inner = (line > 0) & (line < lanes)
-    solid = (line == 0) | (line == lanes)
-    if layout.two_way:
-        solid |= line == layout.lanes_left
-    mask = near_line & ((inner & dashed) | solid)
+    half = rng.uniform(0.06, 0.1)
+    period = rng.uniform(9.0, 15.0)
+    dash = period * rng.uniform(0.2, 0.45)
+    offset = rng.uniform(0.0, period)
+    quads = []
+    for line in range(lanes + 1):
+        x = left_edge + line * layout.lane_width
+        solid = line in (0, lanes) or (layout.two_way and line == layout.lanes_left)
+        if solid:
+            for z0, z1 in zip(_BANDS[:-1], _BANDS[1:]):
+                if z0 < 400.0:
+                    quads.append(_ground_quad(x - half, x + half, z0, z1))
+        else:
+            for z in np.arange(offset - period, 300.0, period):
+                quads.append(_ground_quad(x - half, x + half, z, z + dash))
     if rng.random() < 0.3:
         start = rng.uniform(8.0, 40.0)
-        zebra = (z > start) & (z < start + rng.uniform(3.0, 5.0))
-        mask |= zebra & ((x / 1.0) % 1.0 < 0.5)
-    return mask
+        depth = rng.uniform(3.0, 5.0)
+        for x in np.arange(math.floor(layout.road_left), layout.road_right - 0.5, 1.0):
+            quads.append(_ground_quad(x, x + 0.5, start, start + depth))
+    return quads
 
 
-def _cast_building_shadows(rng: np.random.Generator, layout: StreetLayout, x: np.ndarray,
-                           z: np.ndarray, shade: np.ndarray) -> None:
+def _cast_building_shadows(canvas: Canvas, rng: np.random.Generator,
+                           layout: StreetLayout) -> None:
     """Darken the ground in the shadow of the buildings on the sun's side."""
     sign = -1 if layout.sun_from_left else 1
     if not layout.side(sign).built:
         return
-    base = rng.uniform(2.0, 12.0)
-    steps = np.where(np.sin(z * rng.uniform(0.08, 0.2) + rng.uniform(0, 6.3)) > 0, 1.0, 0.55)
-    edge = sign * (layout.building_line(sign) - base * steps)
-    in_shadow = (x < edge) if sign < 0 else (x > edge)
-    shade[in_shadow] *= np.float32(rng.uniform(0.45, 0.65))
+    line = layout.building_line(sign)
+    factor = rng.uniform(0.45, 0.65)
+    z = -2.0
+    polygons = []
+    while z < layout.street_end:
+        length = rng.uniform(8.0, 30.0)
+        reach = rng.uniform(1.0, 14.0)
+        x0, x1 = sorted((sign * (line - reach), sign * (line + 1.0)))
+        polygons.append(_ground_quad(x0, x1, z, z + length))
+        z += length
+    canvas.shadow_world(polygons, factor)
 
 
 def _window_quads(xb: float, sign: int, z0: float, z1: float, y0: float, y1: float,
@@ -172,19 +205,25 @@ def _window_quads(xb: float, sign: int, z0: float, z1: float, y0: float, y1: flo
     return np.stack([np.stack([x, cy, cz], axis=1) for cz, cy in corners], axis=1)
 
 
-def _draw_quads(canvas: Canvas, quads: np.ndarray, colors, rng: np.random.Generator,
-                depth_hint: float) -> None:
-    """Draw image-only quads, each in one of ``colors`` chosen at random."""
-    if len(quads) == 0:
+def _draw_quads(canvas: Canvas, groups, rng: np.random.Generator, depth_hint: float) -> None:
+    """Draw image-only quads; ``groups`` is a list of ((N, 4, 3) quads, colours), each quad
+    painted in one of its group's colours chosen at random. One projection for all."""
+    groups = [(quads, colors) for quads, colors in groups if len(quads)]
+    if not groups:
         return
-    uv, depth = canvas.camera.project(quads.reshape(-1, 3))
+    uv, depth = canvas.camera.project(np.concatenate([q for q, _ in groups]).reshape(-1, 3))
     uv = uv.reshape(-1, 4, 2)
     visible = depth.reshape(-1, 4).min(axis=1) > 0.5
-    groups = rng.integers(len(colors), size=len(quads))
-    for group, color in enumerate(colors):
-        chosen = uv[visible & (groups == group)]
-        if len(chosen):
-            canvas.fill_pixels(list(chosen), canvas.hazed(color, depth_hint))
+    start = 0
+    for quads, colors in groups:
+        chosen_color = rng.integers(len(colors), size=len(quads))
+        group_uv = uv[start:start + len(quads)]
+        group_visible = visible[start:start + len(quads)]
+        start += len(quads)
+        for index, color in enumerate(colors):
+            chosen = group_uv[group_visible & (chosen_color == index)]
+            if len(chosen):
+                canvas.fill_pixels(chosen, canvas.hazed(color, depth_hint))
 
 
 def draw_building(canvas: Canvas, rng: np.random.Generator, sign: int, xb: float, z0: float,
@@ -196,13 +235,13 @@ def draw_building(canvas: Canvas, rng: np.random.Generator, sign: int, xb: float
     depth = abs(xb) + max(z0, 0.0) * 0.5 + max(z1, 0.0) * 0.5
     outward = xb + sign * 14.0
     end_face = np.array([[xb, 0, z0], [xb, height, z0], [outward, height, z0], [outward, 0, z0]])
-    canvas.fill_world([end_face], [c * end_shade for c in base], TrainId.BUILDING)
     facade = np.array([[xb, 0, z0], [xb, height, z0], [xb, height, z1], [xb, 0, z1]])
     facade_color = [c * facade_shade for c in base]
-    canvas.fill_world([facade], facade_color, TrainId.BUILDING)
     cornice = np.array([[xb, height - 0.5, z0], [xb, height, z0], [xb, height, z1],
                         [xb, height - 0.5, z1]])
-    canvas.fill_world([cornice], jitter(rng, [c * 0.8 for c in facade_color], 10))
+    canvas.fill_parts([(end_face, [c * end_shade for c in base], TrainId.BUILDING),
+                       (facade, facade_color, TrainId.BUILDING),
+                       (cornice, jitter(rng, [c * 0.8 for c in facade_color], 10), None)])
 
     ground_floor = rng.uniform(3.0, 4.5)
     spacing = rng.uniform(2.2, 4.0)
@@ -212,18 +251,19 @@ def draw_building(canvas: Canvas, rng: np.random.Generator, sign: int, xb: float
     glass = [jitter(rng, (48, 58, 74), 12), jitter(rng, (96, 116, 140), 20),
              jitter(rng, (30, 34, 40), 8)]
     glass = [[c * facade_shade for c in g] for g in glass]
+    groups = []
     if rng.random() < 0.6:
         frame = jitter(rng, pick(rng, ((235, 232, 225), (60, 58, 56))), 10)
         frames = _window_quads(xb + sign * 0.01, sign, z0, z1, ground_floor - 0.12,
                                height - 0.4, spacing, width + 0.24, floor, window_height + 0.24)
-        _draw_quads(canvas, frames, [[c * facade_shade for c in frame]], rng, depth)
-    windows = _window_quads(xb, sign, z0, z1, ground_floor, height - 0.6, spacing, width,
-                            floor, window_height)
-    _draw_quads(canvas, windows, glass, rng, depth)
+        groups.append((frames, [[c * facade_shade for c in frame]]))
+    groups.append((_window_quads(xb, sign, z0, z1, ground_floor, height - 0.6, spacing, width,
+                                 floor, window_height), glass))
     if rng.random() < 0.55:
         shop = _window_quads(xb, sign, z0, z1, 0.3, ground_floor - 0.2, spacing * 1.6,
                              spacing * 1.3, ground_floor - 0.4, ground_floor - 0.9)
-        _draw_quads(canvas, shop, glass[:2], rng, depth)
+        groups.append((shop, glass[:2]))
+    _draw_quads(canvas, groups, rng, depth)
 
 
 def draw_building_row(canvas: Canvas, rng: np.random.Generator, layout: StreetLayout,
@@ -251,8 +291,8 @@ def draw_street_end(canvas: Canvas, rng: np.random.Generator, layout: StreetLayo
     """What closes the street at ``street_end``: a cross row of buildings or a tree line."""
     z = layout.street_end
     if layout.left.built and layout.right.built and rng.random() < 0.7:
-        x = -90.0
-        while x < 90.0:
+        x = -160.0
+        while x < 160.0:
             width = rng.uniform(10.0, 30.0)
             height = rng.uniform(8.0, 30.0)
             face = np.array([[x, 0, z], [x, height, z], [x + width, height, z],
@@ -261,7 +301,7 @@ def draw_street_end(canvas: Canvas, rng: np.random.Generator, layout: StreetLayo
             canvas.fill_world([face], color, TrainId.BUILDING)
             x += width
         return
-    xs = np.arange(-120.0, 121.0, 2.5)
+    xs = np.arange(-200.0, 201.0, 2.5)
     tops = np.clip(rng.uniform(5.0, 14.0) + np.cumsum(rng.normal(0, 1.2, len(xs))), 3.0, 22.0)
     outline = np.concatenate([
         np.stack([xs, tops, np.full_like(xs, z)], axis=1),

@@ -15,7 +15,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .scene_canvas import Canvas, circle_points, ellipse_points
+from .scene_canvas import Canvas, ellipse_points
 from .scene_layout import jitter, pick, StreetLayout, TrainId
 from .scene_props import Drawable
 
@@ -66,22 +66,17 @@ def _box(x0: float, x1: float, y0: float, y1: float, z0: float, z1: float,
 
 
 def _visible_faces(canvas: Canvas, corners: np.ndarray):
-    """Yield (face corners (4, 3), unit outward normal) of the faces of a box facing the camera."""
-    cam = canvas.camera
-    eye = np.array([cam.lateral, cam.mount_height, 0.0])
-    center = corners.mean(axis=0)
-    for face in _BOX_FACES:
-        points = corners[list(face)]
-        normal = np.cross(points[1] - points[0], points[2] - points[0])
-        face_center = points.mean(axis=0)
-        if np.dot(normal, face_center - center) < 0:
-            normal = -normal
-        length = np.linalg.norm(normal)
-        if length < 1e-9:
-            continue
-        normal = normal / length
-        if np.dot(normal, eye - face_center) > 1e-6:
-            yield points, normal
+    """Faces of a box (8, 3) that face the camera: list of (corners (4, 3), unit normal)."""
+    faces = corners[np.asarray(_BOX_FACES)]
+    centers = faces.mean(axis=1)
+    normals = np.cross(faces[:, 1] - faces[:, 0], faces[:, 2] - faces[:, 0])
+    outward = np.einsum('ij,ij->i', normals, centers - corners.mean(axis=0))
+    normals[outward < 0] *= -1.0
+    lengths = np.linalg.norm(normals, axis=1)
+    valid = lengths > 1e-9
+    normals[valid] /= lengths[valid, None]
+    facing = np.einsum('ij,ij->i', normals, canvas.camera.position[None, :] - centers)
+    return [(faces[i], normals[i]) for i in np.flatnonzero(valid & (facing > 1e-6))]
 
 
 def _shade(normal: np.ndarray, sun: np.ndarray, color) -> Tuple[float, float, float]:
@@ -105,60 +100,80 @@ class VehicleStyle:
     sun: np.ndarray
 
 
-def _draw_solid(canvas: Canvas, pose: Pose, local: np.ndarray, style: VehicleStyle,
-                label: int, instance: int, glass: str = '') -> List[Tuple[np.ndarray, np.ndarray]]:
-    """Draw a box's visible faces; ``glass`` names faces ('fbs') that get a window inset.
-
-    Returns the visible faces (world corners, normal) for further details.
-    """
-    corners = pose.to_world(local)
-    faces = list(_visible_faces(canvas, corners))
-    forward = pose.to_world(np.array([[0.0, 0.0, 1.0]]))[0] - pose.to_world(np.zeros((1, 3)))[0]
-    for points, normal in faces:
-        canvas.fill_world([points], _shade(normal, style.sun, style.color), label, instance)
+def _solid_parts(canvas: Canvas, pose: Pose, local: np.ndarray, style: VehicleStyle,
+                 label: int, glass: str = '') -> list:
+    """Parts for :meth:`Canvas.fill_parts` of a box's visible faces; ``glass`` names faces
+    (f: front, b: back, s: sides) that get a window inset."""
+    parts = []
+    forward = np.array([math.sin(pose.heading), 0.0, math.cos(pose.heading)])
+    for points, normal in _visible_faces(canvas, pose.to_world(local)):
+        parts.append((points, _shade(normal, style.sun, style.color), label))
         along = float(np.dot(normal, forward))
         kind = 'f' if along > 0.7 else 'b' if along < -0.7 else 's' if abs(normal[1]) < 0.7 \
             else 't'
         if kind in glass:
-            canvas.fill_world([_inset(points, 0.14 if kind != 's' else 0.08, 0.1)],
-                              _shade(normal, style.sun, _GLASS))
-    return faces
+            parts.append((_inset(points, 0.14 if kind != 's' else 0.08, 0.1),
+                          _shade(normal, style.sun, _GLASS), None))
+    return parts
 
 
-def _draw_wheels(canvas: Canvas, pose: Pose, half_width: float, axles: Sequence[float],
-                 radius: float, label: int, instance: int) -> None:
+def _wheel_solids(pose: Pose, half_width: float, axles: Sequence[float],
+                  radius: float) -> List[np.ndarray]:
+    solids = []
+    ring = np.zeros((8, 3))
+    angles = np.linspace(0.0, 2.0 * np.pi, 8, endpoint=False)
+    ring[:, 1] = radius + radius * np.sin(angles)
+    ring[:, 2] = radius * np.cos(angles)
     for forward in axles:
         for side in (-1.0, 1.0):
-            center = (side * half_width, radius, forward)
-            ring = circle_points(center, radius, (0, 0, 1), (0, 1, 0), 10)
-            solid = np.concatenate([ring, ring + np.array([-side * 0.24, 0.0, 0.0])])
-            canvas.fill_hull(pose.to_world(solid), (22, 22, 24), label, instance)
+            outer = ring + np.array([side * half_width, 0.0, forward])
+            inner = outer - np.array([side * 0.24, 0.0, 0.0])
+            solids.append(pose.to_world(np.concatenate([outer, inner])))
+    return solids
 
 
-def _draw_shadow(canvas: Canvas, pose: Pose, half_width: float, half_length: float) -> None:
+def _shadow_part(pose: Pose, half_width: float, half_length: float):
     footprint = np.array([[-half_width, 0.0, -half_length], [half_width, 0.0, -half_length],
                           [half_width, 0.0, half_length], [-half_width, 0.0, half_length]])
-    canvas.fill_world([pose.to_world(footprint * np.array([1.15, 1.0, 1.05]))], (22, 22, 26))
+    return (pose.to_world(footprint * np.array([1.15, 1.0, 1.05])), (22, 22, 26), None)
 
 
-def _draw_lights(canvas: Canvas, faces, pose: Pose, rear: bool, color, y: float,
-                 half_width: float, z: float) -> None:
-    """Two lamps and a number plate on the front or rear face of a body box."""
-    normal_sign = -1.0 if rear else 1.0
-    facing = any(np.dot(normal, pose.to_world(np.array([[0, 0, normal_sign]]))[0]
-                        - pose.to_world(np.zeros((1, 3)))[0]) > 0.7 for _, normal in faces)
-    if not facing:
-        return
-    z_face = z + normal_sign * 0.02
+def _light_parts(canvas: Canvas, pose: Pose, half_width: float, half_length: float,
+                 rear_y: float, front_y: float) -> list:
+    """Tail lights and plate on the rear, head lights on the front, whichever faces us."""
+    forward = np.array([math.sin(pose.heading), 0.0, math.cos(pose.heading)])
+    to_camera = canvas.camera.position - np.array([pose.x, 0.0, pose.z])
+    along = float(np.dot(forward, to_camera))
+    if abs(along) < half_length:
+        return []
+    rear = along < 0
+    z = -half_length - 0.02 if rear else half_length + 0.02
+    y = rear_y if rear else front_y
+    color = (190, 25, 25) if rear else (235, 235, 210)
+    quads = []
     for side in (-1.0, 1.0):
-        x0 = side * (half_width - 0.08)
-        x1 = side * (half_width - 0.32)
-        lamp = np.array([[x0, y, z_face], [x1, y, z_face], [x1, y + 0.14, z_face],
-                         [x0, y + 0.14, z_face]])
-        canvas.fill_world([pose.to_world(lamp)], color)
-    plate = np.array([[-0.26, y - 0.28, z_face], [0.26, y - 0.28, z_face],
-                      [0.26, y - 0.16, z_face], [-0.26, y - 0.16, z_face]])
-    canvas.fill_world([pose.to_world(plate)], (230, 230, 225))
+        x0, x1 = side * (half_width - 0.08), side * (half_width - 0.32)
+        quads.append(([[x0, y, z], [x1, y, z], [x1, y + 0.14, z], [x0, y + 0.14, z]], color))
+    quads.append(([[-0.26, y - 0.28, z], [0.26, y - 0.28, z], [0.26, y - 0.16, z],
+                   [-0.26, y - 0.16, z]], (230, 230, 225)))
+    return [(pose.to_world(np.asarray(q)), c, None) for q, c in quads]
+
+
+def _pixel_height(canvas: Canvas, pose: Pose, height: float) -> float:
+    """Approximate on-screen height in pixels of an object standing at ``pose``."""
+    depth = max(float(canvas.camera.to_camera(np.array([[pose.x, 0.0, pose.z]]))[0, 2]), 0.5)
+    return canvas.camera.focal * height / depth
+
+
+def _silhouette(canvas: Canvas, pose: Pose, solids: Sequence[np.ndarray], color,
+                label: int, instance: int) -> None:
+    """Far-away vehicles: one flat convex silhouette, no details."""
+    canvas.fill_hulls([pose.to_world(np.concatenate(solids))], color, label, instance)
+
+
+def _nearest_end_at(pose: Pose, half_length: float) -> Pose:
+    """Move a vehicle placed by its nearest end (``pose.z``) to its centre."""
+    return Pose(pose.x, pose.z + half_length * abs(math.cos(pose.heading)), pose.heading)
 
 
 def make_car(rng: np.random.Generator, counter: InstanceCounter, pose: Pose,
@@ -170,18 +185,26 @@ def make_car(rng: np.random.Generator, counter: InstanceCounter, pose: Pose,
     hood = rng.uniform(0.55, 1.1)
     style = VehicleStyle(jitter(rng, pick(rng, _CAR_COLORS), 14), sun)
     half_w, half_l = width / 2, length / 2
+    pose = _nearest_end_at(pose, half_l)
     body = _box(-half_w, half_w, 0.28, 0.95, -half_l, half_l)
     cabin = _box(-half_w + 0.06, half_w - 0.06, 0.95, height, -half_l + 0.25, half_l - hood,
                  top_x=0.12, top_z0=0.45, top_z1=0.55)
 
     def draw(canvas: Canvas) -> None:
-        _draw_shadow(canvas, pose, half_w, half_l)
-        _draw_wheels(canvas, pose, half_w - 0.02, (-half_l + 0.8, half_l - 0.85), 0.32,
-                     TrainId.CAR, instance)
-        faces = _draw_solid(canvas, pose, body, style, TrainId.CAR, instance)
-        _draw_solid(canvas, pose, cabin, style, TrainId.CAR, instance, glass='fbs')
-        _draw_lights(canvas, faces, pose, True, (190, 25, 25), 0.72, half_w, -half_l)
-        _draw_lights(canvas, faces, pose, False, (235, 235, 210), 0.7, half_w, half_l)
+        pixels = _pixel_height(canvas, pose, height)
+        if pixels < 14:
+            wheels = _box(-half_w, half_w, 0.0, 0.3, -half_l + 0.5, half_l - 0.5)
+            _silhouette(canvas, pose, (body, cabin, wheels), _shade(
+                np.array([0.0, 0.0, -1.0]), sun, style.color), TrainId.CAR, instance)
+            return
+        canvas.fill_parts([_shadow_part(pose, half_w, half_l)])
+        canvas.fill_hulls(_wheel_solids(pose, half_w - 0.02, (-half_l + 0.8, half_l - 0.85),
+                                        0.32), (22, 22, 24), TrainId.CAR, instance)
+        parts = (_solid_parts(canvas, pose, body, style, TrainId.CAR)
+                 + _solid_parts(canvas, pose, cabin, style, TrainId.CAR, glass='fbs'))
+        if pixels > 30:
+            parts += _light_parts(canvas, pose, half_w, half_l, 0.72, 0.7)
+        canvas.fill_parts(parts, instance)
     return Drawable(canvas_depth(pose), draw)
 
 
@@ -196,36 +219,39 @@ def make_truck(rng: np.random.Generator, counter: InstanceCounter, pose: Pose,
                                                     (40, 70, 140), (170, 40, 30))), 12), sun)
     half_w = width / 2
     total = cargo_length + 2.3
+    pose = _nearest_end_at(pose, total / 2)
     front = total / 2
     cab = _box(-half_w, half_w, 0.5, rng.uniform(2.6, 3.0), front - 2.2, front)
     cargo = _box(-half_w, half_w, 0.6, height, -total / 2, front - 2.4)
     chassis = _box(-half_w + 0.2, half_w - 0.2, 0.45, 0.65, -total / 2, front)
 
     def draw(canvas: Canvas) -> None:
-        _draw_shadow(canvas, pose, half_w, total / 2)
-        _draw_wheels(canvas, pose, half_w - 0.05, (-total / 2 + 1.2, front - 1.4), 0.5,
-                     TrainId.TRUCK, instance)
-        _draw_solid(canvas, pose, chassis, VehicleStyle((35, 35, 38), sun), TrainId.TRUCK,
-                    instance)
-        parts = [(cargo, box_style, ''), (cab, cab_style, 'f')]
-        parts.sort(key=lambda part: -_camera_distance(canvas, pose.to_world(part[0])))
-        for corners, style, glass in parts:
-            _draw_solid(canvas, pose, corners, style, TrainId.TRUCK, instance, glass)
+        canvas.fill_parts([_shadow_part(pose, half_w, total / 2)])
+        canvas.fill_hulls(_wheel_solids(pose, half_w - 0.05, (-total / 2 + 1.2, front - 1.4),
+                                        0.5), (22, 22, 24), TrainId.TRUCK, instance)
+        parts = _solid_parts(canvas, pose, chassis, VehicleStyle((35, 35, 38), sun),
+                             TrainId.TRUCK)
+        boxes = [(cargo, box_style, ''), (cab, cab_style, 'f')]
+        boxes.sort(key=lambda part: -_camera_distance(canvas, pose.to_world(part[0])))
+        for corners, style, glass in boxes:
+            parts += _solid_parts(canvas, pose, corners, style, TrainId.TRUCK, glass)
+        canvas.fill_parts(parts, instance)
     return Drawable(canvas_depth(pose), draw)
 
 
-def _window_band(canvas: Canvas, pose: Pose, faces, y0: float, y1: float, half_w: float,
-                 half_l: float, color) -> None:
-    """Glass band along the visible long sides of a bus or tram body."""
-    for side in (-1.0, 1.0):
-        normal = pose.to_world(np.array([[side, 0.0, 0.0]]))[0] - pose.to_world(
-            np.zeros((1, 3)))[0]
-        if not any(np.dot(n, normal) > 0.7 for _, n in faces):
-            continue
+def _window_band_parts(canvas: Canvas, pose: Pose, y0: float, y1: float, half_w: float,
+                       half_l: float, color) -> list:
+    """Glass bands along the long sides of a bus or tram body that face the camera."""
+    parts = []
+    to_camera = canvas.camera.position - np.array([pose.x, 0.0, pose.z])
+    right = np.array([math.cos(pose.heading), 0.0, -math.sin(pose.heading)])
+    side = 1.0 if float(np.dot(right, to_camera)) > 0 else -1.0
+    if abs(float(np.dot(right, to_camera))) > half_w:
         x = side * (half_w + 0.02)
         band = np.array([[x, y0, -half_l + 0.6], [x, y1, -half_l + 0.6], [x, y1, half_l - 0.6],
                          [x, y0, half_l - 0.6]])
-        canvas.fill_world([pose.to_world(band)], color)
+        parts.append((pose.to_world(band), color, None))
+    return parts
 
 
 def make_bus(rng: np.random.Generator, counter: InstanceCounter, pose: Pose,
@@ -237,16 +263,18 @@ def make_bus(rng: np.random.Generator, counter: InstanceCounter, pose: Pose,
     style = VehicleStyle(jitter(rng, pick(rng, ((230, 190, 30), (200, 40, 35), (235, 235, 230),
                                                 (40, 90, 170), (60, 140, 80))), 12), sun)
     half_w, half_l = width / 2, length / 2
+    pose = _nearest_end_at(pose, half_l)
     body = _box(-half_w, half_w, 0.35, height, -half_l, half_l)
 
     def draw(canvas: Canvas) -> None:
-        _draw_shadow(canvas, pose, half_w, half_l)
-        _draw_wheels(canvas, pose, half_w - 0.05, (-half_l + 2.8, half_l - 2.4), 0.5,
-                     TrainId.BUS, instance)
-        faces = _draw_solid(canvas, pose, body, style, TrainId.BUS, instance, glass='fb')
-        _window_band(canvas, pose, faces, 1.3, height - 0.35, half_w, half_l,
-                     _shade(np.array([0, 0, 0.0]), sun, _GLASS))
-        _draw_lights(canvas, faces, pose, True, (190, 25, 25), 0.75, half_w, -half_l)
+        canvas.fill_parts([_shadow_part(pose, half_w, half_l)])
+        canvas.fill_hulls(_wheel_solids(pose, half_w - 0.05, (-half_l + 2.8, half_l - 2.4),
+                                        0.5), (22, 22, 24), TrainId.BUS, instance)
+        parts = _solid_parts(canvas, pose, body, style, TrainId.BUS, glass='fb')
+        parts += _window_band_parts(canvas, pose, 1.3, height - 0.35, half_w, half_l,
+                                    _shade(np.zeros(3), sun, _GLASS))
+        parts += _light_parts(canvas, pose, half_w, half_l, 0.75, 0.6)
+        canvas.fill_parts(parts, instance)
     return Drawable(canvas_depth(pose), draw)
 
 
@@ -261,17 +289,20 @@ def make_tram(rng: np.random.Generator, counter: InstanceCounter, pose: Pose,
     style = VehicleStyle(jitter(rng, livery[0], 8), sun)
     stripe = VehicleStyle(jitter(rng, livery[1], 8), sun)
     half_w, half_l = width / 2, length / 2
+    pose = _nearest_end_at(pose, half_l)
     body = _box(-half_w, half_w, 0.3, height, -half_l, half_l)
     skirt = _box(-half_w - 0.01, half_w + 0.01, 0.3, 0.9, -half_l - 0.01, half_l + 0.01)
     pantograph = pose.to_world(np.array([[-0.6, height, 0.0], [0.6, height, 0.0],
                                          [0.6, height + 1.6, 0.4], [-0.6, height + 1.6, 0.4]]))
 
     def draw(canvas: Canvas) -> None:
-        canvas.fill_world([pantograph], (40, 40, 40), TrainId.TRAIN, instance)
-        faces = _draw_solid(canvas, pose, body, style, TrainId.TRAIN, instance, glass='fb')
-        _draw_solid(canvas, pose, skirt, stripe, TrainId.TRAIN, instance)
-        _window_band(canvas, pose, faces, 1.2, height - 0.5, half_w, half_l,
-                     _shade(np.array([0, 0, 0.0]), sun, _GLASS))
+        parts = [_shadow_part(pose, half_w, half_l), (pantograph, (40, 40, 40), TrainId.TRAIN)]
+        parts += _solid_parts(canvas, pose, body, style, TrainId.TRAIN, glass='fb')
+        parts += [part for part in _solid_parts(canvas, pose, skirt, stripe, TrainId.TRAIN)
+                  if np.ptp(part[0][:, 1]) > 0.1]  # its sides only, not its top face
+        parts += _window_band_parts(canvas, pose, 1.2, height - 0.5, half_w, half_l,
+                                    _shade(np.zeros(3), sun, _GLASS))
+        canvas.fill_parts(parts, instance)
     return Drawable(canvas_depth(pose), draw)
 
 
@@ -359,13 +390,16 @@ def make_person(rng: np.random.Generator, counter: InstanceCounter, x: float,
     side_view = rng.random() < 0.45
     facing = 1.0 if rng.random() < 0.5 else -1.0
     parts = _person_parts(rng, figure, side_view, rng.uniform(0.0, 0.3))
+    shadow = ellipse_points((x, 0.0, z), 0.35, 0.25, (1, 0, 0), (0, 0, 1), 8)
+    full = [(shadow, (25, 25, 28), None)] + [
+        (_to_world_2d(polygon, x, z, facing), color, TrainId.PERSON) for polygon, color in parts]
+    h = figure.height
+    coarse = [(_to_world_2d(_quad(0, 0, 0, 0.88 * h, 0.4, 0.4), x, z, facing), figure.shirt,
+               TrainId.PERSON), full[-1]]
 
     def draw(canvas: Canvas) -> None:
-        shadow = ellipse_points((x, 0.0, z), 0.35, 0.25, (1, 0, 0), (0, 0, 1), 10)
-        canvas.fill_world([shadow], (25, 25, 28))
-        for polygon, color in parts:
-            canvas.fill_world([_to_world_2d(polygon, x, z, facing)], color, TrainId.PERSON,
-                              instance)
+        small = _pixel_height(canvas, Pose(x, z, 0.0), h) < 16
+        canvas.fill_parts(coarse if small else full, instance)
     return Drawable(z, draw)
 
 
@@ -464,16 +498,25 @@ def make_rider(rng: np.random.Generator, counter: InstanceCounter, x: float, z: 
     else:
         vehicle, rider = _rear_view_parts(figure, motor, color)
 
+    shadow = ellipse_points((x, 0.0, z), 0.9 if side_view else 0.4, 0.3, (1, 0, 0),
+                            (0, 0, 1), 8)
+    rings = []
+    vehicle_parts = []
+    for polygons, part_color in vehicle:
+        world = [_to_world_2d(p, x, z, facing) for p in polygons]
+        if len(world) > 1:
+            rings.append((world, part_color))
+        else:
+            vehicle_parts.append((world[0], part_color, vehicle_label))
+    rider_parts = [(_to_world_2d(polygon, x, z - 0.01, facing), part_color, TrainId.RIDER)
+                   for polygon, part_color in rider]
+
     def draw(canvas: Canvas) -> None:
-        shadow = ellipse_points((x, 0.0, z), 0.9 if side_view else 0.4, 0.3, (1, 0, 0),
-                                (0, 0, 1), 10)
-        canvas.fill_world([shadow], (25, 25, 28))
-        for polygons, part_color in vehicle:
-            canvas.fill_world([_to_world_2d(p, x, z, facing) for p in polygons], part_color,
-                              vehicle_label, vehicle_id, convex=False)
-        for polygon, part_color in rider:
-            canvas.fill_world([_to_world_2d(polygon, x, z - 0.01, facing)], part_color,
-                              TrainId.RIDER, rider_id)
+        canvas.fill_parts([(shadow, (25, 25, 28), None)])
+        for world, part_color in rings:
+            canvas.fill_world(world, part_color, vehicle_label, vehicle_id, convex=False)
+        canvas.fill_parts(vehicle_parts, vehicle_id)
+        canvas.fill_parts(rider_parts, rider_id)
     return Drawable(z, draw)
 
 

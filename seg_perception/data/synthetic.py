@@ -196,38 +196,40 @@ def _tiled_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarra
 
 
 def _finish_image(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
-    """Texture, exposure, white balance, vignetting, blur and sensor noise -> uint8 RGB."""
+    """Texture, shadows, sensor noise, blur, exposure, white balance, gamma.
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
     h, w = canvas.semantic.shape
-    fine_lut = np.zeros(256, dtype=np.float32)
-    blotch_lut = np.zeros(256, dtype=np.float32)
+    fine_lut = np.full(256, 0.03, dtype=np.float32)
+    blotch_lut = np.full(256, 0.03, dtype=np.float32)
     fine_lut[:19] = np.asarray(_FINE_TEXTURE, dtype=np.float32) * rng.uniform(0.6, 1.5)
     blotch_lut[:19] = np.asarray(_BLOTCH_TEXTURE, dtype=np.float32) * rng.uniform(0.6, 1.5)
-    fine_lut[19:] = blotch_lut[19:] = 0.03
     grain = max(1, round(w / 1024))
     fine = _noise(rng, h, w, grain) if grain > 1 else _tiled_noise(rng, h, w)
     blotch = _noise(rng, h, w, max(4, w // 128))
-    factor = 1.0 + fine_lut[canvas.semantic] * fine + blotch_lut[canvas.semantic] * blotch
-
-    gain = rng.uniform(0.7, 1.25) * np.exp(rng.normal(0.0, 0.05, 3)).astype(np.float32)
-    cols = np.linspace(-1.0, 1.0, w, dtype=np.float32)
-    rows = np.linspace(-1.0, 1.0, h, dtype=np.float32)
-    strength = rng.uniform(0.0, 0.35)
-    vignette = (1.0 - strength * 0.5 * (cols[None, :] ** 2 + 0.6 * rows[:, None] ** 2))
-    image = canvas.image * (factor * vignette)[:, :, None] * gain.astype(np.float32)
+    fine_lut += rng.uniform(0.004, 0.03)  # sensor noise, on every class
+    factor = cv2.LUT(canvas.semantic, fine_lut) * fine
+    factor += cv2.LUT(canvas.semantic, blotch_lut) * blotch
+    factor += 1.0
+    if canvas.shade is not None:
+        factor *= canvas.shade
+    canvas.image *= factor[:, :, None]
+    image = cv2.convertScaleAbs(canvas.image)
 
     sigma = rng.uniform(0.2, 1.3) * w / 1024.0
     if sigma > 0.3:
         image = cv2.GaussianBlur(image, (0, 0), sigma)
     if rng.random() < 0.15:
         length = max(3, int(round(rng.uniform(2.0, 7.0) * w / 1024.0)))
-        kernel = np.full((1, length), 1.0 / length, dtype=np.float32)
-        image = cv2.filter2D(image, -1, kernel)
-    noise_sigma = rng.uniform(0.5, 5.0)
-    image += (_tiled_noise(rng, h, w) * np.float32(noise_sigma))[:, :, None]
+        image = cv2.blur(image, (length, 1))
+    gain = rng.uniform(0.7, 1.25) * np.exp(rng.normal(0.0, 0.05, 3))
     gamma = rng.uniform(0.85, 1.15)
-    if abs(gamma - 1.0) > 0.02:
-        image = 255.0 * np.power(np.clip(image, 0.0, 255.0) / 255.0, np.float32(gamma))
-    return cv2.convertScaleAbs(image).astype(np.uint8)
+    levels = np.arange(256, dtype=np.float64)[:, None] * gain[None, :] / 255.0
+    curve = 255.0 * np.power(np.clip(levels, 0.0, 1.0), gamma)
+    lut = np.clip(np.rint(curve), 0, 255).astype(np.uint8).reshape(256, 1, 3)
+    return cv2.LUT(image, lut)
 
 
 def _compact_instances(raw: np.ndarray, classes: List[int]
