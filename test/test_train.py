@@ -1,0 +1,93 @@
+"""Training end to end at a tiny size: log, checkpoints, resume, export, bad input."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from seg_perception.train import load_checkpoint, train, TrainConfig, TrainingError
+
+torch = pytest.importorskip('torch')
+
+
+def tiny_config(**overrides):
+    values = dict(model='enet', task='panoptic', height=64, width=128, epochs=2, batch_size=2,
+                  train_frames=4, val_frames=2, workers=0, device='cpu', seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = str(tmp_path_factory.mktemp('train'))
+    package, result = train(tiny_config(frame_cache=os.path.join(out, 'cache')), out,
+                            log=lambda *_: None)
+    return out, package, result
+
+
+def test_training_writes_log_checkpoint_and_package(trained):
+    out, package, result = trained
+    with open(os.path.join(out, 'training_log.csv')) as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row['epoch'] for row in rows] == ['1', '2']
+    assert all(float(row['loss']) > 0 for row in rows)
+    assert rows[-1]['val_miou'] != ''
+    state = load_checkpoint(os.path.join(out, 'checkpoints', 'last.pt'))
+    assert state['epoch'] == 1 and state['config']['model'] == 'enet'
+    assert 0.0 <= result.miou <= 1.0 and result.frames == 2
+    assert sorted(os.listdir(package)) == ['manifest.yaml', 'model.onnx', 'weights.pt']
+
+
+def test_exported_package_runs_in_the_segmenter(trained):
+    from seg_perception import Segmenter
+    _, package, _ = trained
+    segmenter = Segmenter.from_package(package, backend='onnxruntime')
+    assert segmenter.manifest.info['trained_by'] == 'seg-perception train'
+    result = segmenter.segment(np.zeros((50, 70, 3), dtype=np.uint8))
+    assert result.semantic.shape == (50, 70) and result.panoptic.dtype == np.int32
+
+
+def test_resume_continues_after_the_last_epoch(trained, tmp_path):
+    out, _, _ = trained
+    logs = []
+    train(tiny_config(epochs=3, frame_cache=os.path.join(out, 'cache')), out, resume=True,
+          log=logs.append)
+    assert any('resumed' in line and 'after epoch 2' in line for line in logs)
+    with open(os.path.join(out, 'training_log.csv')) as stream:
+        assert [row['epoch'] for row in csv.DictReader(stream)] == ['1', '2', '3']
+    with pytest.raises(TrainingError, match='trained with height=64'):
+        train(tiny_config(height=128), out, resume=True, log=lambda *_: None)
+
+
+def test_frame_cache_gives_the_generated_frames(trained):
+    from seg_perception.data.synthetic import SceneGenerator
+    from seg_perception.labels import cityscapes
+    from seg_perception.train import FrameSource
+    out, _, _ = trained
+    source = FrameSource('synthetic', 'train', 128, 64, 3, 4, cityscapes())
+    source.materialize(os.path.join(out, 'cache'), workers=0, log=lambda *_: None)
+    expected = SceneGenerator(128, 64, 3).generate(2)
+    cached = source[2]
+    assert np.array_equal(cached.image, expected.image)
+    assert np.array_equal(cached.semantic, expected.semantic)
+    assert np.array_equal(cached.instance, expected.instance)
+
+
+def test_corrupt_checkpoint_is_named(tmp_path):
+    os.makedirs(tmp_path / 'checkpoints')
+    (tmp_path / 'checkpoints' / 'last.pt').write_bytes(b'not a checkpoint')
+    with pytest.raises(TrainingError, match='last.pt is corrupt'):
+        train(tiny_config(), str(tmp_path), resume=True, log=lambda *_: None)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'model': 'resnet9000'}, 'valid names'),
+    ({'height': 60}, 'not a multiple of 8'),
+    ({'task': 'depth'}, 'semantic, panoptic'),
+    ({'data': '/nonexistent/cityscapes'}, 'neither "synthetic" nor a directory'),
+])
+def test_bad_options_are_refused(tmp_path, overrides, message):
+    with pytest.raises(Exception, match=message):
+        train(tiny_config(**overrides), str(tmp_path), log=lambda *_: None)
