@@ -85,9 +85,12 @@ def _descriptor(spec: ParameterSpec):
              'integer': ParameterType.PARAMETER_INTEGER,
              'double': ParameterType.PARAMETER_DOUBLE,
              'string_array': ParameterType.PARAMETER_STRING_ARRAY}
+    # dynamic_typing: a value of the wrong type reaches NodeConfig's validation, whose
+    # message names the parameter and the valid values (rclpy's says only "expected '3'").
     descriptor = ParameterDescriptor(name=spec.name, type=types[spec.type_name],
                                      description=spec.description, read_only=spec.read_only,
-                                     additional_constraints=spec.constraint_text)
+                                     additional_constraints=spec.constraint_text,
+                                     dynamic_typing=True)
     if spec.type_name == 'double' and spec.minimum is not None:
         descriptor.floating_point_range = [FloatingPointRange(
             from_value=float(spec.minimum), to_value=float(spec.maximum), step=0.0)]
