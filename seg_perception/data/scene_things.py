@@ -192,7 +192,7 @@ def make_car(rng: np.random.Generator, counter: InstanceCounter, pose: Pose,
 
     def draw(canvas: Canvas) -> None:
         pixels = _pixel_height(canvas, pose, height)
-        if pixels < 14:
+        if pixels < 24:
             wheels = _box(-half_w, half_w, 0.0, 0.3, -half_l + 0.5, half_l - 0.5)
             _silhouette(canvas, pose, (body, cabin, wheels), _shade(
                 np.array([0.0, 0.0, -1.0]), sun, style.color), TrainId.CAR, instance)
@@ -398,7 +398,7 @@ def make_person(rng: np.random.Generator, counter: InstanceCounter, x: float,
                TrainId.PERSON), full[-1]]
 
     def draw(canvas: Canvas) -> None:
-        small = _pixel_height(canvas, Pose(x, z, 0.0), h) < 16
+        small = _pixel_height(canvas, Pose(x, z, 0.0), h) < 20
         canvas.fill_parts(coarse if small else full, instance)
     return Drawable(z, draw)
 
