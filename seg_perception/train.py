@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import asdict, dataclass, field
-import math
 import os
-import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -22,6 +20,7 @@ import numpy as np
 
 from .labels import cityscapes, LabelSet
 from .manifest import ModelManifest, PostprocessSettings
+from .progress import progress_line as _progress
 
 SYNTHETIC = 'synthetic'
 #: Seed of held-out synthetic validation frames: never used for training seeds below it.
@@ -83,19 +82,6 @@ class TrainConfig:
     frame_cache: str = ''
     max_minutes: float = 0.0
     extra: Dict[str, Any] = field(default_factory=dict)
-
-
-def _progress(prefix: str, done: int, total: int, started: float, suffix: str = '') -> None:
-    """One-line progress bar with ETA on stderr (no dependency)."""
-    fraction = done / max(total, 1)
-    elapsed = time.monotonic() - started
-    eta = elapsed / fraction - elapsed if fraction > 0 else float('nan')
-    bar = '#' * int(fraction * 30)
-    eta_text = f'{eta:5.0f}s' if math.isfinite(eta) else '    ?'
-    sys.stderr.write(f'\r{prefix} [{bar:<30}] {done}/{total} eta {eta_text} {suffix}   ')
-    if done >= total:
-        sys.stderr.write('\n')
-    sys.stderr.flush()
 
 
 class CachedFrame:
