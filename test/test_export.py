@@ -274,6 +274,7 @@ def test_export_cli_end_to_end(tmp_path, capsys):
     assert 'RANDOMLY' not in capsys.readouterr().err
     manifest2, _ = load_model_package(out2)
     assert manifest2.info['weights'] == weights
+    assert manifest2.info['weights_source_sha256'] == file_sha256(weights)
     loaded = load_torch_network(out2, manifest2).state_dict()
     for key, value in trained.state_dict().items():
         if value.is_floating_point():

@@ -72,7 +72,7 @@ def main(args) -> int:
     from ..labels import LabelSetError
     from ..manifest import ManifestError, ModelManifest
     from ..models import build_model, get_model_spec, UnknownModelError
-    from ..package import load_state_dict_into, PackageError, read_state_dict
+    from ..package import file_sha256, load_state_dict_into, PackageError, read_state_dict
 
     try:
         spec = get_model_spec(args.model)
@@ -85,6 +85,7 @@ def main(args) -> int:
         if args.weights:
             load_state_dict_into(network, read_state_dict(args.weights), args.weights)
             info['weights'] = f'{args.weights}'
+            info['weights_source_sha256'] = file_sha256(args.weights)
         else:
             info['weights'] = f'RANDOM INITIALISATION (seed {args.seed}), untrained'
             print(f'WARNING: no --weights given: {args.model} is RANDOMLY INITIALISED; its '
