@@ -1,0 +1,104 @@
+"""``seg-perception eval``: score a model on a recorded bag (or a Cityscapes-format folder)."""
+
+from __future__ import annotations
+
+import sys
+
+HELP = 'evaluate a model on a rosbag or dataset folder: metrics.json, report, output MCAP bag'
+
+
+def add_arguments(parser) -> None:
+    from ..bag import DEFAULT_DISTRO, DISTRO_CHOICES
+    from ..eval_outputs import OUTPUT_CHOICES
+    from ..evaluate import REPORT_CHOICES
+    from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES, PRECISION_CHOICES
+    parser.add_argument('bag', nargs='?', default=None,
+                        help='input bag (rosbag2 directory, .mcap or .db3 file)')
+    parser.add_argument('--image-topic', action='append', default=[], metavar='T',
+                        help='camera image topic (Image or CompressedImage); repeat for several '
+                        'cameras')
+    parser.add_argument('--label-topic', action='append', default=[], metavar='L',
+                        help='ground-truth topic for the image topic at the same position: '
+                        'mono8/mono16 train ids or 32SC1 panoptic ids, matched by header stamp '
+                        '(default <camera>/labels/panoptic, then <camera>/labels/semantic)')
+    parser.add_argument('--labels-dir', metavar='DIR', default=None,
+                        help='Cityscapes-format folder with the labels instead: city folder '
+                        "<camera> holds camera <camera>'s frames in recording order")
+    parser.add_argument('--dataset', metavar='DIR', default=None,
+                        help='folder mode: evaluate a Cityscapes-format folder (no bag)')
+    parser.add_argument('--split', default='val', help='split of --labels-dir / --dataset '
+                        '(default val)')
+    parser.add_argument('--no-labels', action='store_true',
+                        help='no ground truth: latency and output bag only')
+    parser.add_argument('--model', required=True, metavar='M',
+                        help='zoo model name or model-package directory')
+    parser.add_argument('--backend', choices=BACKEND_CHOICES, default='auto')
+    parser.add_argument('--device', choices=DEVICE_CHOICES, default='auto')
+    parser.add_argument('--precision', choices=PRECISION_CHOICES, default='auto')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='backend CPU threads (0 = backend default)')
+    parser.add_argument('--workers', type=int, default=1, metavar='N',
+                        help='threads decoding images and labels (default 1)')
+    parser.add_argument('--out', required=True, metavar='DIR', help='output folder')
+    parser.add_argument('--outputs', default=','.join(OUTPUT_CHOICES),
+                        help='segmentation topics recorded in the output bag, comma separated, '
+                        f'or "none" (default all: {",".join(OUTPUT_CHOICES)})')
+    parser.add_argument('--report', choices=REPORT_CHOICES, default='md',
+                        help='report format (default md)')
+    parser.add_argument('--max-frames', type=int, default=None, metavar='N',
+                        help='stop after N images')
+    parser.add_argument('--distro', choices=DISTRO_CHOICES, default=DEFAULT_DISTRO,
+                        help=f'message typestore used to read the bag (default {DEFAULT_DISTRO})')
+    parser.add_argument('--min-instance-area', type=int, default=0,
+                        help='as the node parameter: drop smaller instances (network pixels)')
+    parser.add_argument('--worst-frames', type=int, default=3,
+                        help='lowest-mIoU frames shown in the report (default 3)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def main(args) -> int:
+    from ..bag import BagError
+    from ..evaluate import EvalConfig, EvalError, run_evaluation
+    outputs = () if args.outputs.strip() == 'none' else tuple(
+        o.strip() for o in args.outputs.split(',') if o.strip())
+    config = EvalConfig(
+        out_dir=args.out, model=args.model, bag=args.bag, image_topics=args.image_topic,
+        label_topics=args.label_topic, labels_dir=args.labels_dir, dataset_dir=args.dataset,
+        split=args.split, no_labels=args.no_labels, backend=args.backend, device=args.device,
+        precision=args.precision, threads=args.threads, workers=args.workers, outputs=outputs,
+        report_format=args.report, max_frames=args.max_frames, distro=args.distro,
+        min_instance_area=args.min_instance_area, worst_frames=args.worst_frames,
+        progress=not args.no_progress)
+    try:
+        summary = run_evaluation(config)
+    except (EvalError, BagError, ValueError, OSError) as error:
+        print(f'seg-perception eval: error: {error}', file=sys.stderr)
+        return 2
+    metrics = summary.metrics
+    frames = metrics['frames']
+    print(f'frames: read {frames["read"]}, evaluated {frames["evaluated"]}, skipped '
+          f'{frames["skipped"]}' + (f' ({frames["skip_reasons"]})' if frames['skipped'] else ''))
+    if metrics.get('semantic'):
+        print(f'mIoU {_pct(metrics["semantic"]["mean_iou"])}')
+    if metrics.get('panoptic'):
+        panoptic = metrics['panoptic']
+        print(f'PQ {_pct(panoptic["pq"])} (things {_pct(panoptic["pq_things"])}, stuff '
+              f'{_pct(panoptic["pq_stuff"])}), SQ {_pct(panoptic["sq"])}, RQ '
+              f'{_pct(panoptic["rq"])}')
+    latency = metrics['latency_ms']
+    if latency['count']:
+        print(f'latency ms: p50 {latency["p50"]:.1f}, p95 {latency["p95"]:.1f}, max '
+              f'{latency["max"]:.1f}; throughput {metrics["throughput_fps"]:.2f} frames/s')
+    print(f'wrote {summary.metrics_path}' + (f', {summary.report_path}' if summary.report_path
+                                             else '')
+          + (f', {summary.output_bag}' if summary.output_bag else ''))
+    if summary.read_error:
+        print(f'seg-perception eval: warning: {summary.read_error}', file=sys.stderr)
+    if summary.interrupted:
+        print('seg-perception eval: interrupted; results cover the frames evaluated so far',
+              file=sys.stderr)
+    return summary.exit_code
+
+
+def _pct(value) -> str:
+    return 'n/a' if value is None else f'{value * 100:.1f}'
