@@ -259,3 +259,39 @@ def wait_until_subscribed(client: RosClient, publishers: Sequence[Any],
     """Wait until every publisher has at least one matched subscription (the node's)."""
     return client.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers),
                            timeout)
+
+
+def _best_effort_probe(role: str, seconds: float, wanted: int) -> int:
+    """``pub``: publish 1024x512 rgb8 best-effort images at 10 Hz for ``seconds``.
+    ``sub``: count them; exit once ``wanted`` arrived or after ``seconds``; print the count.
+    """
+    import array
+
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    rclpy.init()
+    node = rclpy.create_node(f'best_effort_{role}')
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    deadline = time.monotonic() + seconds
+    received = []
+    if role == 'pub':
+        publisher = node.create_publisher(Image, 'probe_image', qos)
+        msg = Image(height=512, width=1024, encoding='rgb8', step=3072)
+        msg.data = array.array('B', bytes(512 * 3072))
+        while time.monotonic() < deadline:
+            publisher.publish(msg)
+            time.sleep(0.1)
+    else:
+        node.create_subscription(Image, 'probe_image', lambda msg: received.append(msg.width),
+                                 qos)
+        while time.monotonic() < deadline and len(received) < wanted:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        print(f'received {len(received)}', flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(_best_effort_probe(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))

@@ -1,0 +1,57 @@
+"""Best-effort full-size images between processes, with and without config's Fast DDS profile.
+
+On the default Fast DDS transports a best-effort 1024x512 rgb8 image (1.5 MB) never
+arrives; config/fastdds_large_data.xml (what the README and the launch file's
+``large_data:=true`` use) must make it arrive.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from ros_helpers import fresh_domain_id, node_env
+
+pytestmark = pytest.mark.ros
+
+pytest.importorskip('rclpy')
+
+PROFILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config',
+                       'fastdds_large_data.xml')
+HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'ros_helpers.py')
+fast_dds_only = pytest.mark.skipif(
+    os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp',
+    reason='the profile is for Fast DDS')
+
+
+def probe(profile, seconds):
+    """Received count of full-size best-effort images from a publisher process."""
+    extra = {'FASTDDS_DEFAULT_PROFILES_FILE': profile} if profile else {}
+    env = node_env(fresh_domain_id(), extra)
+    env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
+    if not profile:
+        env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+    subscriber = subprocess.Popen([sys.executable, HELPER, 'sub', str(seconds), '3'], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    publisher = subprocess.Popen([sys.executable, HELPER, 'pub', str(seconds + 2), '0'],
+                                 env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+    try:
+        output, _ = subscriber.communicate(timeout=seconds + 60)
+    finally:
+        publisher.terminate()
+        publisher.wait(30)
+    lines = [line for line in output.splitlines() if line.startswith('received ')]
+    assert lines, output
+    return int(lines[-1].split()[1])
+
+
+@fast_dds_only
+def test_profile_delivers_best_effort_full_size_images():
+    assert probe(PROFILE, 20.0) >= 3
+
+
+@fast_dds_only
+def test_default_transport_loses_them():
+    """The reason the profile exists (and the node follows reliable publishers)."""
+    assert probe(None, 5.0) == 0
