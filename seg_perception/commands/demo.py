@@ -1,10 +1,11 @@
-"""``seg-perception demo``: segment a few generated street images and write result PNGs.
+"""``seg-perception demo``: the node on two synthetic cameras over real ROS 2 topics.
 
-Interim demo until the ROS node lands: exports (or reuses from a cache directory) an ENet
-panoptic package, runs it through the ``Segmenter`` on CPU or whatever ``auto`` picks, and
-writes ``input | semantic | instance | panoptic`` strips to ``demo_output/``. Without a
-``--package`` the network has random weights: the pictures show the pipeline, not a
-trained model.
+Starts ``seg_perception_node`` (a subprocess) with the ENet panoptic model (the zoo's
+``enet_panoptic`` when shipped, else a randomly initialised export cached under the user's
+cache directory), publishes two generated street cameras at 10 Hz, records every output
+with its header to an MCAP bag, and prints per camera frames in / out, dropped, latency
+p50 / p95 and mIoU / PQ against the generated ground truth. Writes a PNG contact sheet
+(input | semantic | instance | panoptic).
 """
 
 from __future__ import annotations
@@ -12,25 +13,36 @@ from __future__ import annotations
 import os
 import sys
 
-HELP = 'segment a few generated images with an ENet panoptic model and write result PNGs'
+HELP = 'run the node on two synthetic cameras: latency, drops, mIoU/PQ, MCAP bag, PNG sheet'
 
+DEMO_MODEL = 'enet_panoptic'
 DEMO_ARCHITECTURE = 'enet'
 DEMO_TASK = 'panoptic'
+CAMERAS = ('front', 'rear')
+POOL_FRAMES = 8
 
 
 def add_arguments(parser) -> None:
-    from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES
-    parser.add_argument('--package', metavar='DIR',
-                        help='use this exported package instead of a random-weight ENet')
-    parser.add_argument('--cache-dir', metavar='DIR', default=default_cache_dir(),
-                        help='where the exported demo package is kept (default: %(default)s)')
+    from ..runtime.base import BACKEND_CHOICES
+    parser.add_argument('--model', default=None, metavar='NAME_OR_DIR',
+                        help=f'zoo model or package (default: {DEMO_MODEL} from the zoo, else '
+                             'a random-weight ENet export)')
+    parser.add_argument('--backend', default='onnxruntime', choices=BACKEND_CHOICES,
+                        help='inference backend (default: %(default)s, CPU)')
+    parser.add_argument('--duration', type=float, default=10.0,
+                        help='seconds of streaming (default: %(default)s)')
+    parser.add_argument('--rate', type=float, default=10.0,
+                        help='frames per second per camera (default: %(default)s)')
+    parser.add_argument('--width', type=int, default=1024, help='camera image width')
+    parser.add_argument('--height', type=int, default=512, help='camera image height')
     parser.add_argument('--out', metavar='DIR', default='demo_output',
-                        help='output directory for the PNGs (default: %(default)s)')
-    parser.add_argument('--frames', type=int, default=4, help='number of images')
-    parser.add_argument('--height', type=int, default=256, help='network input height')
-    parser.add_argument('--width', type=int, default=512, help='network input width')
-    parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES)
-    parser.add_argument('--device', default='auto', choices=DEVICE_CHOICES)
+                        help='bag, contact sheet and node log go here (default: %(default)s)')
+    parser.add_argument('--cache-dir', metavar='DIR', default=default_cache_dir(),
+                        help='where the fallback package is kept (default: %(default)s)')
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help='ROS domain id (default: $ROS_DOMAIN_ID or 0)')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='ONNX Runtime threads for the node (0 = default)')
 
 
 def default_cache_dir() -> str:
@@ -39,10 +51,10 @@ def default_cache_dir() -> str:
 
 
 def cached_demo_package(cache_dir: str, height: int, width: int) -> str:
-    """Path of the demo package in ``cache_dir``, exporting it first when absent or broken.
+    """Path of a random-weight ENet panoptic package in ``cache_dir``, exported when absent.
 
-    The export goes to a temporary sibling directory renamed into place, so an interrupted
-    export never leaves a half-written package in the cache.
+    The export goes to a temporary sibling renamed into place, so an interrupted export
+    never leaves a half-written package in the cache.
     """
     import shutil
     import tempfile
@@ -51,11 +63,10 @@ def cached_demo_package(cache_dir: str, height: int, width: int) -> str:
     from ..manifest import ManifestError
     from ..package import load_model_package
 
-    path = os.path.join(cache_dir, f'{DEMO_ARCHITECTURE}_{DEMO_TASK}_{width}x{height}')
+    path = os.path.join(cache_dir, f'{DEMO_ARCHITECTURE}_{DEMO_TASK}_{width}x{height}_b2')
     if os.path.isdir(path):
         try:
             load_model_package(path)
-            print(f'using cached package {path}')
             return path
         except (ManifestError, OSError) as error:
             print(f'cached package {path} is unusable ({error}); exporting it again')
@@ -65,7 +76,7 @@ def cached_demo_package(cache_dir: str, height: int, width: int) -> str:
           f'{width}x{height} to {path}...', flush=True)
     scratch = tempfile.mkdtemp(prefix='.export-', dir=cache_dir)
     try:
-        export_random_package(DEMO_ARCHITECTURE, DEMO_TASK, height, width, scratch)
+        export_random_package(DEMO_ARCHITECTURE, DEMO_TASK, height, width, scratch, batch=2)
         os.replace(scratch, path)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -73,101 +84,160 @@ def cached_demo_package(cache_dir: str, height: int, width: int) -> str:
     return path
 
 
-def demo_images(count: int, height: int = 360, width: int = 640):
-    """``count`` generated RGB uint8 (height, width, 3) street-like images."""
-    try:
-        from ..data.synthetic import SceneGenerator
-    except ImportError:
-        return [_simple_street(height, width, seed) for seed in range(count)]
-    generator = SceneGenerator(height=height, width=width, seed=0)
-    return [generator.generate(index).image for index in range(count)]
+def resolve_demo_model(args) -> tuple:
+    """(model parameter for the node, whether it is trained)."""
+    if args.model:
+        return args.model, True
+    from ..zoo import list_zoo
+    if DEMO_MODEL in list_zoo():
+        return DEMO_MODEL, True
+    return cached_demo_package(args.cache_dir, args.height // 2, args.width // 2), False
 
 
-def _simple_street(height: int, width: int, seed: int):
-    """Sky, buildings, road and a few car / pedestrian boxes, drawn with OpenCV."""
-    import cv2
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    image = np.empty((height, width, 3), dtype=np.uint8)
-    horizon = int(height * rng.uniform(0.35, 0.5))
-    sky = np.linspace(150, 230, horizon, dtype=np.float32)[:, None]
-    image[:horizon] = np.stack([sky * 0.5, sky * 0.7, sky], axis=-1).astype(np.uint8)
-    image[horizon:] = (90, 90, 95)
-    x = 0
-    while x < width:
-        building_width = int(rng.integers(width // 10, width // 4))
-        top = int(rng.integers(height // 10, horizon))
-        color = tuple(int(c) for c in rng.integers(60, 160, 3))
-        cv2.rectangle(image, (x, top), (x + building_width, horizon), color, -1)
-        x += building_width
-    cv2.fillPoly(image, [np.array([[width // 2 - width // 40, horizon],
-                                   [width // 2 + width // 40, horizon],
-                                   [width * 3 // 4, height], [width // 4, height]])],
-                 (128, 64, 128))
-    for _ in range(int(rng.integers(2, 5))):
-        car_width = int(rng.integers(width // 10, width // 5))
-        left = int(rng.integers(0, width - car_width))
-        bottom = int(rng.integers(horizon + height // 10, height))
-        color = tuple(int(c) for c in rng.integers(0, 255, 3))
-        cv2.rectangle(image, (left, bottom - car_width // 2), (left + car_width, bottom),
-                      color, -1)
-    return cv2.GaussianBlur(image, (3, 3), 0)
+def _check_arguments(args) -> None:
+    if not 0 < args.duration <= 600:
+        raise ValueError(f'--duration must be in (0, 600] seconds, got {args.duration}')
+    if not 0 < args.rate <= 60:
+        raise ValueError(f'--rate must be in (0, 60] Hz, got {args.rate}')
+    if args.width < 64 or args.height < 64:
+        raise ValueError(f'--width and --height must be at least 64, got {args.width}x'
+                         f'{args.height}')
+    if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+        raise ValueError(f'--domain-id must be in 0..232, got {args.domain_id}')
 
 
-def instance_colors(instance):
-    """int32 (H, W) instance ids -> uint8 (H, W, 3); id 0 black, ids hashed to colours."""
-    import numpy as np
-    ids = np.asarray(instance, dtype=np.int64)
-    table = np.random.default_rng(7).integers(64, 256, (1024, 3)).astype(np.uint8)
-    table[0] = 0
-    return table[ids % 1024]
-
-
-def panoptic_colors(panoptic, label_set, label_divisor: int):
-    """int32 (H, W) panoptic ids -> uint8 (H, W, 3): class colour, each instance shaded."""
-    import numpy as np
-    classes = np.clip(panoptic // label_divisor, 0, 255).astype(np.uint8)
-    instance = panoptic % label_divisor
-    shade = np.where(instance > 0, 0.55 + 0.45 * ((instance * 7919) % 11) / 10.0, 1.0)
-    colors = label_set.colorize(classes).astype(np.float32) * shade[..., None]
-    return np.clip(colors, 0, 255).astype(np.uint8)
+def _prepare_bag_path(out_dir: str) -> str:
+    import shutil
+    path = os.path.join(out_dir, 'demo_bag')
+    if os.path.exists(path):
+        if not os.path.isfile(os.path.join(path, 'metadata.yaml')):
+            raise ValueError(f'{path} exists and is not a bag from an earlier demo; remove it')
+        shutil.rmtree(path)
+    return path
 
 
 def main(args) -> int:
+    import signal
+    import subprocess
     import time
 
-    import cv2
-    import numpy as np
-
-    from ..segmenter import Segmenter
-
-    if args.frames < 1:
-        print(f'error: --frames must be at least 1, got {args.frames}', file=sys.stderr)
+    start = time.monotonic()
+    try:
+        _check_arguments(args)
+        model, trained = resolve_demo_model(args)
+    except (ValueError, OSError) as error:
+        print(f'error: {error}', file=sys.stderr)
         return 2
-    start = time.perf_counter()
-    package = args.package or cached_demo_package(args.cache_dir, args.height, args.width)
-    with Segmenter.from_package(package, backend=args.backend,
-                                device=args.device) as segmenter:
-        print(f'backend: {segmenter.backend.info.name} {segmenter.backend.info.device} '
-              f'({segmenter.backend_reason})')
-        if not args.package:
-            print('note: random weights, so the colours show the pipeline, not a trained model')
-        os.makedirs(args.out, exist_ok=True)
-        labels = segmenter.manifest.label_set
-        for index, image in enumerate(demo_images(args.frames)):
-            result = segmenter.segment(image)
-            timing = result.timing
-            strip = np.concatenate([
-                image, labels.colorize(result.semantic), instance_colors(result.instance),
-                panoptic_colors(result.panoptic, labels, result.label_divisor)], axis=1)
-            path = os.path.join(args.out, f'frame_{index:02d}.png')
-            if not cv2.imwrite(path, cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
-                print(f'error: could not write {path}', file=sys.stderr)
-                return 1
-            things = sum(1 for segment in result.segments if segment.is_thing)
-            print(f'frame {index}: {image.shape[1]}x{image.shape[0]} preprocess '
-                  f'{timing.preprocess_ms:.1f} ms, inference {timing.inference_ms:.1f} ms, '
-                  f'post-processing {timing.postprocess_ms:.1f} ms; {len(result.segments)} '
-                  f'segments ({things} things) -> {path}')
-    print(f'done in {time.perf_counter() - start:.1f} s; results in {args.out}/')
-    return 0
+    from ..data.synthetic import SceneGenerator
+    from ..demo_scoring import contact_sheet, format_table
+    from ..demo_session import DemoFrame, DemoSession
+    from ..labels import cityscapes
+
+    domain_id = args.domain_id if args.domain_id is not None \
+        else int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
+    os.makedirs(args.out, exist_ok=True)
+    try:
+        bag_path = _prepare_bag_path(args.out)
+    except ValueError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    log_path = os.path.join(args.out, 'node.log')
+    command = [sys.executable, '-m', 'seg_perception.node', '--ros-args',
+               '-p', f'model:={model}', '-p', f'backend:={args.backend}',
+               '-p', f'cameras:=[{", ".join(CAMERAS)}]', '-p', f'threads:={args.threads}']
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED='1')
+    print(f'model: {model}' + ('' if trained else ' (random weights: the maps show the '
+                                                   'pipeline, not a trained model)'))
+    print(f'starting seg_perception_node on ROS domain {domain_id} (log: {log_path})',
+          flush=True)
+    log = open(log_path, 'w', encoding='utf-8')
+    node = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    print(f'generating {POOL_FRAMES} frames per camera ({args.width}x{args.height})...',
+          flush=True)
+    frames = {}
+    for seed, camera in enumerate(CAMERAS, start=1):
+        generator = SceneGenerator(width=args.width, height=args.height, seed=seed)
+        frames[camera] = [DemoFrame(f.image, f.semantic, f.panoptic)
+                          for f in (generator.generate(i) for i in range(POOL_FRAMES))]
+    labels = cityscapes()
+    session = DemoSession(domain_id, frames, bag_path, labels)
+    status = 0
+    try:
+        if not session.wait_for_node(120.0, lambda: node.poll() is None):
+            log.flush()
+            with open(log_path, 'r', encoding='utf-8') as stream:
+                tail = stream.read()[-2000:]
+            print(f'error: the node did not start (exit status {node.poll()}):\n{tail}',
+                  file=sys.stderr)
+            return 1
+        print(f'node ready after {time.monotonic() - start:.1f} s; streaming {len(CAMERAS)} '
+              f'cameras at {args.rate:g} Hz for {args.duration:g} s', flush=True)
+        session.start_publishing(args.rate)
+        time.sleep(args.duration)
+        session.stop_publishing()
+        # Wait for the node's diagnostics to account for every frame it accepted.
+        session.wait_for_diagnostics(
+            lambda d: all(c in d and int(d[c]['frames_in']) == int(d[c]['frames_out'])
+                          + int(d[c]['dropped']) for c in CAMERAS), 10.0)
+    finally:
+        session.close()
+        if node.poll() is None:
+            node.send_signal(signal.SIGINT)
+            try:
+                node.wait(30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                status = 1
+        log.close()
+
+    rows = []
+    for camera in CAMERAS:
+        score = session.scores[camera]
+        diag = session.diagnostics_for(camera) or {}
+        p50, p95 = score.latency_ms()
+        rows.append([camera, str(session.published[camera]), diag.get('frames_in', '?'),
+                     diag.get('frames_out', '?'), diag.get('dropped', '?'),
+                     diag.get('rejected', '?'), _fmt(p50), _fmt(p95),
+                     _fmt(diag.get('latency_p50_ms')), _fmt(100 * score.mean_iou()),
+                     _fmt(100 * score.pq())])
+    print()
+    print(format_table(rows, ['camera', 'published', 'frames in', 'out', 'dropped',
+                              'rejected', 'e2e p50 ms', 'e2e p95 ms', 'node p50 ms',
+                              'mIoU %', 'PQ %']))
+    model_diag = session.diagnostics_for('model') or {}
+    if model_diag:
+        print(f'\nbackend: {model_diag.get("backend")} {model_diag.get("device")} '
+              f'{model_diag.get("precision")}, network {model_diag.get("network_size")}')
+    print('e2e = camera publish -> panoptic output received; node = receipt -> publish '
+          'inside the node. Frames replaced by a newer one before inference are dropped by '
+          'design (newest frame only).')
+    counts = session.bag_counts()
+    size_mb = sum(entry.stat().st_size for entry in os.scandir(bag_path)) / 2 ** 20 \
+        if os.path.isdir(bag_path) else 0.0
+    print(f'bag: {bag_path} ({sum(counts.values())} messages on {len(counts)} topics, '
+          f'{size_mb:.0f} MB)')
+    sheet_rows = [row for camera in CAMERAS for row in session.sheet[camera]]
+    if sheet_rows:
+        import cv2
+        sheet = contact_sheet(sheet_rows, labels, 1000)
+        sheet_path = os.path.join(args.out, 'contact_sheet.png')
+        if not cv2.imwrite(sheet_path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            print(f'error: could not write {sheet_path}', file=sys.stderr)
+            return 1
+        print(f'contact sheet (input | semantic | instance | panoptic): {sheet_path}')
+    else:
+        print('error: no output was received from the node', file=sys.stderr)
+        status = 1
+    print(f'done in {time.monotonic() - start:.1f} s')
+    return status or (0 if node.returncode == 0 else 1)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return 'n/a'
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return 'n/a' if number != number else f'{number:.1f}'
