@@ -177,12 +177,12 @@ def _summary_rows(metrics: Dict[str, Any]) -> List[Tuple[str, str]]:
              f'{frames["read"]} / {frames["evaluated"]} / {frames["skipped"]}')]
     semantic = metrics.get('semantic')
     if semantic:
-        rows.append(('mIoU', _percent(semantic['mean_iou'])))
-        rows.append(('pixel accuracy', _percent(semantic['pixel_accuracy'])))
+        rows.append(('mIoU (%)', _percent(semantic['mean_iou'])))
+        rows.append(('pixel accuracy (%)', _percent(semantic['pixel_accuracy'])))
     panoptic = metrics.get('panoptic')
     if panoptic:
         for group, suffix in (('all', ''), ('things', '_things'), ('stuff', '_stuff')):
-            rows.append((f'PQ / SQ / RQ ({group})',
+            rows.append((f'PQ / SQ / RQ ({group}, %)',
                          ' / '.join(_percent(panoptic[k + suffix]) for k in ('pq', 'sq', 'rq'))))
     if latency['count']:
         rows.append(('latency p50 / p95 / max (ms)',
@@ -236,6 +236,11 @@ def write_report(out_dir: str, metrics: Dict[str, Any], accumulator: Any,
     summary = _summary_rows(metrics)
     classes = _class_rows(metrics, names)
     skips = sorted(metrics['frames']['skip_reasons'].items())
+    cameras = [(name, str(values['frames']), _percent(values['mean_iou']), _percent(values['pq']))
+               for name, values in sorted(metrics.get('per_camera', {}).items())]
+    if len(cameras) > 1:
+        summary += [(f'camera {name}: frames / mIoU % / PQ %', ' / '.join(rest))
+                    for name, *rest in cameras]
     if report_format == 'md':
         text = _markdown(title, source, model, summary, classes, skips, images)
         path = os.path.join(out_dir, 'report.md')
@@ -252,7 +257,7 @@ def _markdown(title, source, model, summary, classes, skips, images) -> str:
              f'{model["network_size"][1]}x{model["network_size"][0]}.', '',
              '| | |', '|---|---|']
     lines += [f'| {k} | {v} |' for k, v in summary]
-    lines += ['', '## Per class', '', '| class | IoU | PQ |', '|---|---:|---:|']
+    lines += ['', '## Per class', '', '| class | IoU (%) | PQ (%) |', '|---|---:|---:|']
     lines += [f'| {n} | {i} | {p} |' for n, i, p in classes]
     if skips:
         lines += ['', '## Skipped frames', '', '| reason | frames |', '|---|---:|']

@@ -203,9 +203,9 @@ def test_bad_inputs_give_clear_errors(segmenter, drive, tmp_path, capsys, packag
     assert 'cannot be opened' in capsys.readouterr().err
 
 
-def _long_bag(path, frames):
+def _long_bag(path, frames, width=IMAGE_W, height=IMAGE_H):
     """``frames`` images (3 distinct pictures cycled) with panoptic labels, quick to write."""
-    pictures = [SceneGenerator(IMAGE_W, IMAGE_H, seed=2).generate(i) for i in range(3)]
+    pictures = [SceneGenerator(width, height, seed=2).generate(i) for i in range(3)]
     with BagWriter(path) as writer:
         store = writer.typestore
         writer.add_topic('/cam0/image_raw', IMAGE_TYPE)
@@ -255,29 +255,24 @@ def test_benchmark_eval_throughput_vs_bare_segmenter(tmp_path):
     frames = 24
     package = export_lively_package('enet', 'panoptic', 256, 512, str(tmp_path / 'enet512'))
     bag = str(tmp_path / 'bench')
-    global IMAGE_W, IMAGE_H
-    saved = IMAGE_W, IMAGE_H
-    IMAGE_W, IMAGE_H = 1024, 512
-    try:
-        _long_bag(bag, frames)
-        with Segmenter.from_package(package, backend='onnxruntime', device='cpu') as seg:
-            with BagReader(bag) as reader:
-                images = [decode_rgb(reader.deserialize(m), m.msgtype)
-                          for m in reader.messages(['/cam0/image_raw'])]
-            seg.segment(images[0])
-            started = time.perf_counter()
-            for image in images:
-                seg.segment(image)
-            bare_fps = frames / (time.perf_counter() - started)
-            results = {}
-            for name, outputs in (('metrics only', ()), ('metrics + output bag', None)):
-                options = {} if outputs is None else {'outputs': outputs}
-                summary = _evaluate(seg, tmp_path / name.replace(' ', '_'), bag=bag,
-                                    image_topics=['/cam0/image_raw'], report_format='none',
-                                    **options)
-                results[name] = summary.metrics['throughput_fps']
-    finally:
-        IMAGE_W, IMAGE_H = saved
+    _long_bag(bag, frames, 1024, 512)
+    with Segmenter.from_package(package, backend='onnxruntime', device='cpu') as seg:
+        with BagReader(bag) as reader:
+            images = [decode_rgb(reader.deserialize(m), m.msgtype)
+                      for m in reader.messages(['/cam0/image_raw'])]
+        seg.segment(images[0])
+        started = time.perf_counter()
+        for image in images:
+            seg.segment(image)
+        bare_fps = frames / (time.perf_counter() - started)
+        results = {}
+        for name, outputs in (('metrics only', ()), ('metrics + output bag', None)):
+            options = {} if outputs is None else {'outputs': outputs}
+            summary = _evaluate(seg, tmp_path / name.replace(' ', '_'), bag=bag,
+                                image_topics=['/cam0/image_raw'], report_format='none',
+                                **options)
+            assert summary.metrics['frames']['evaluated'] == frames
+            results[name] = summary.metrics['throughput_fps']
     print(f'\nbenchmark 1024x512 images, ENet panoptic 512x256, ONNX Runtime CPU, {frames} '
           f'frames: bare Segmenter {bare_fps:.2f} fps; ' + '; '.join(
               f'eval ({k}) {v:.2f} fps = {v / bare_fps:.2f}x' for k, v in results.items()))
