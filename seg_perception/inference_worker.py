@@ -19,7 +19,7 @@ from .latest_frame import LatestFrameStore
 from .node_config import NodeConfig
 from .result_outputs import drop_small_instances
 from .segmenter import SegmentationResult, Segmenter
-from .visualize import overlay, panoptic_color, semantic_color
+from .visualize import overlay, PanopticColorizer, semantic_color
 
 
 @dataclass
@@ -70,7 +70,8 @@ OnError = Callable[[str, str], None]
 
 
 def render_outputs(frame: Frame, result: SegmentationResult, config: NodeConfig,
-                   segmenter: Segmenter, wants: Wants) -> FrameOutputs:
+                   segmenter: Segmenter, wants: Wants,
+                   colorizer: Optional[PanopticColorizer] = None) -> FrameOutputs:
     """Apply run-time filters and build the wanted output arrays of one frame.
 
     Args:
@@ -79,6 +80,7 @@ def render_outputs(frame: Frame, result: SegmentationResult, config: NodeConfig,
         config: Current node configuration (min_instance_area, overlay_alpha, encodings).
         segmenter: For the label set and network size.
         wants: ``wants(camera, output)`` -> whether to compute that output now.
+        colorizer: Reused panoptic colour table (built here per call when None).
     """
     result = drop_small_instances(result, config.min_instance_area, segmenter.network_size)
     labels = segmenter.manifest.label_set
@@ -101,7 +103,9 @@ def render_outputs(frame: Frame, result: SegmentationResult, config: NodeConfig,
             outputs.overlay = overlay(_image_at(frame.image, outputs.output_hw), colors,
                                       config.overlay_alpha)
     if wants(camera, 'panoptic_color'):
-        outputs.panoptic_color = panoptic_color(result.panoptic, labels, result.label_divisor)
+        if colorizer is None or colorizer.label_divisor != result.label_divisor:
+            colorizer = PanopticColorizer(labels, result.label_divisor)
+        outputs.panoptic_color = colorizer(result.panoptic)
     return outputs
 
 
@@ -135,6 +139,8 @@ class InferenceWorker:
         self._wants = wants
         self._deliver = deliver
         self._on_error = on_error
+        self._colorizer = PanopticColorizer(segmenter.manifest.label_set,
+                                            segmenter.manifest.label_divisor)
         self._thread: Optional[threading.Thread] = None
         self.rounds = 0
 
@@ -183,7 +189,8 @@ class InferenceWorker:
         delivered = 0
         for frame, result in zip(frames, results):
             try:
-                outputs = render_outputs(frame, result, config, self._segmenter, self._wants)
+                outputs = render_outputs(frame, result, config, self._segmenter, self._wants,
+                                         self._colorizer)
                 self._deliver(frame, outputs)
                 delivered += 1
             except Exception as error:  # noqa: BLE001 - keep serving the other cameras
