@@ -246,6 +246,11 @@ class _BagMatcher:
             yield job
         else:
             queue = self.waiting_images[topic]
+            if stamp in queue:
+                del queue[stamp]
+                yield Skip(topic, stamp, 'duplicate stamp',
+                           f'a later image on {topic} has the same stamp {stamp}; only the '
+                           'last one is matched with the label')
             queue[stamp] = job
             if len(queue) > MATCH_WINDOW:
                 old_stamp, _ = queue.popitem(last=False)
@@ -267,6 +272,9 @@ class _BagMatcher:
             yield job
             return
         labels = self.waiting_labels[stream.image_topic]
+        if stamp in labels:
+            self.state.unmatched_labels += 1
+            self.state.unmatched_label_stamps.append((message.topic, stamp))
         labels[stamp] = (message, msg)
         if len(labels) > MATCH_WINDOW:
             old_stamp, _ = labels.popitem(last=False)

@@ -149,14 +149,14 @@ def test_output_bag_has_every_frame_and_topic(segmenter, drive, tmp_path):
 
 
 def _odd_bag(path):
-    """3 images: one good, one with a label of another size, one without a label; plus a
-    label without an image."""
+    """4 images: one good, one with a label of another size, two with the same stamp and no
+    label; plus a label without an image."""
     frame = SceneGenerator(IMAGE_W, IMAGE_H, seed=1).generate(0)
     with BagWriter(path) as writer:
         store = writer.typestore
         writer.add_topic('/cam/image_raw', IMAGE_TYPE)
         writer.add_topic('/cam/labels/semantic', IMAGE_TYPE)
-        for stamp in (10, 20, 30):
+        for stamp in (10, 20, 30, 30):
             writer.write('/cam/image_raw', stamp,
                          image_message(store, frame.image, 'rgb8', make_header(store, stamp, 'c')))
         writer.write('/cam/labels/semantic', 31,
@@ -172,9 +172,10 @@ def test_unmatched_and_bad_labels_are_counted_and_listed(segmenter, tmp_path):
     metrics = _evaluate(segmenter, tmp_path / 'out', bag=str(tmp_path / 'odd'),
                         image_topics=['/cam/image_raw']).metrics
     frames = metrics['frames']
-    assert (frames['read'], frames['evaluated'], frames['skipped']) == (3, 1, 2)
-    assert frames['skip_reasons'] == {'label size': 1, 'no label': 1}
-    details = {f['stamp_ns']: f['detail'] for f in frames['skipped_frames']}
+    assert (frames['read'], frames['evaluated'], frames['skipped']) == (4, 1, 3)
+    assert frames['skip_reasons'] == {'duplicate stamp': 1, 'label size': 1, 'no label': 1}
+    details = {f['stamp_ns']: f['detail'] for f in frames['skipped_frames']
+               if f['reason'] != 'duplicate stamp'}
     assert 'is 100x128 but its image is 256x128' in details[20]
     assert 'no message on /cam/labels/semantic with stamp 30' in details[30]
     assert frames['unmatched_labels'] == 1
