@@ -70,6 +70,9 @@ def drive(tmp_path_factory):
         write_synthetic_bag(paths[storage], frames=FRAMES, cameras=CAMERAS, storage=storage,
                             width=IMAGE_W, height=IMAGE_H, seed=5,
                             cityscapes_dir=paths['folder'] if storage == 'mcap' else None)
+    paths['png'] = str(root / 'png')
+    write_synthetic_bag(paths['png'], frames=FRAMES, cameras=CAMERAS, width=IMAGE_W,
+                        height=IMAGE_H, seed=5, image_format='png')
     return paths
 
 
@@ -93,6 +96,11 @@ def test_sqlite3_and_mcap_give_identical_metrics(segmenter, drive, tmp_path):
             for storage in ('sqlite3', 'mcap')}
     mcap = runs['mcap'].metrics
     assert _scores(runs['sqlite3'].metrics) == _scores(mcap)
+    # Lossless PNG CompressedImage input, decoded by 3 workers, scores the same.
+    png = _evaluate(segmenter, tmp_path / 'png', bag=drive['png'], outputs=(), workers=3,
+                    image_topics=[t + '/compressed' for t in TOPICS]).metrics
+    assert png['semantic'] == mcap['semantic'] and png['panoptic'] == mcap['panoptic']
+    assert png['per_camera'] == mcap['per_camera']
     assert mcap['frames']['read'] == mcap['frames']['evaluated'] == FRAMES * CAMERAS
     assert mcap['semantic']['mean_iou'] is not None and mcap['panoptic']['pq'] is not None
     assert set(mcap['per_camera']) == {'/cam0', '/cam1'}
