@@ -120,9 +120,10 @@ class EvalAccumulator:
         self._order += 1
         if len(self._worst) >= self.worst_frames and score >= self._worst[-1].score:
             return
+        # Shrink the id maps first (nearest keeps ids), then colour the small ones.
         self._worst.append(WorstFrame(score, self._order, name, _thumbnail(image),
-                                      _thumbnail(self.label_set.colorize(gt)),
-                                      _thumbnail(self.label_set.colorize(pred))))
+                                      self.label_set.colorize(_thumbnail(gt)),
+                                      self.label_set.colorize(_thumbnail(pred))))
         self._worst.sort(key=lambda frame: (frame.score, frame.order))
         del self._worst[self.worst_frames:]
 
