@@ -468,8 +468,15 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         network.train()
         started = time.monotonic()
         sums: Dict[str, float] = {}
+        out_of_time = False
+        steps_done = 0
+        lr = optimizer.param_groups[0]['lr']
         for step, batch in enumerate(loader):
             iteration = epoch * steps_per_epoch + step
+            if (config.max_minutes > 0
+                    and time.monotonic() - run_started > 60.0 * config.max_minutes):
+                out_of_time = True  # stop mid-epoch: validation and export still follow
+                break
             progress = iteration / max(total_steps, 1)
             if config.max_minutes > 0:  # the poly decay follows whichever budget ends first
                 elapsed = (time.monotonic() - run_started) / (60.0 * config.max_minutes)
@@ -487,18 +494,21 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             optimizer.step()
             for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + value
+            steps_done += 1
             _progress(f'epoch {epoch + 1}/{config.epochs}', step + 1, steps_per_epoch, started,
                       f'loss {sums["total"] / (step + 1):.4f}')
-        steps = max(1, steps_per_epoch)
+        steps = max(1, steps_done)
         row: Dict[str, Any] = {
-            'epoch': epoch + 1, 'iterations': (epoch + 1) * steps_per_epoch, 'lr': f'{lr:.6g}',
+            'epoch': epoch + 1, 'iterations': epoch * steps_per_epoch + steps_done,
+            'lr': f'{lr:.6g}',
             'loss': round(sums.get('total', 0.0) / steps, 5),
             'semantic_loss': round(sums.get('semantic', 0.0) / steps, 5),
             'center_loss': round(sums.get('center', 0.0) / steps, 6),
             'offset_loss': round(sums.get('offset', 0.0) / steps, 5),
             'seconds': round(time.monotonic() - started, 1)}
-        out_of_time = (config.max_minutes > 0
-                       and time.monotonic() - run_started > 60.0 * config.max_minutes)
+        out_of_time = out_of_time or (
+            config.max_minutes > 0
+            and time.monotonic() - run_started > 60.0 * config.max_minutes)
         last_epoch = epoch + 1 == config.epochs or out_of_time
         if (epoch + 1) % max(1, config.val_every) == 0 or last_epoch:
             validation = validate(network, manifest, val_source, device)
