@@ -9,8 +9,8 @@ Pipeline (three stages so that I/O overlaps inference)::
     writer thread      node's render_outputs -> metrics -> output bag
 
 Frame accounting: every image read is either evaluated or skipped with a reason, so
-``read == evaluated + skipped`` always, also after Ctrl-C: the first SIGINT stops reading,
-finishes the frames in flight, and writes everything; a second SIGINT aborts.
+``read == evaluated + skipped`` always, also after Ctrl-C: the first SIGINT (or a SIGTERM)
+stops reading, finishes the frames in flight, and writes everything; a second SIGINT aborts.
 
 Outputs in ``out_dir``: ``metrics.json``, ``report.md`` (or ``report.html``) with PNG plots,
 and ``segmentation_bag/`` (MCAP) with the inputs and every topic the node publishes.
@@ -188,30 +188,33 @@ def _node_config(config: EvalConfig) -> Any:
 
 
 class _SigintStop:
-    """First Ctrl-C sets ``stop``; the second raises KeyboardInterrupt as usual."""
+    """First Ctrl-C (or SIGTERM) sets ``stop``; a second Ctrl-C raises KeyboardInterrupt."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, run: _Run, enabled: bool) -> None:
         self.run = run
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.previous = None
+        self.previous: Dict[int, Any] = {}
 
     def __enter__(self) -> '_SigintStop':
         if self.enabled:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.run.stop.is_set():
+        if self.run.interrupted and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.run.interrupted = True
         self.run.stop.set()
         import sys
-        print('\neval: stopping after the frames in flight (Ctrl-C again to abort)',
-              file=sys.stderr, flush=True)
+        print(f'\neval: {signal.Signals(signum).name}: stopping after the frames in flight '
+              '(Ctrl-C again to abort)', file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 def run_evaluation(config: EvalConfig, segmenter: Any = None,
