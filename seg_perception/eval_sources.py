@@ -293,13 +293,19 @@ class _BagMatcher:
         return job
 
     def finish(self) -> Iterator[SourceItem]:
-        stopped = self.stop.is_set()
+        """Skips for the images still waiting for a label when reading ended."""
         for topic, queue in self.waiting_images.items():
             stream = self.by_image[topic]
             for stamp in queue:
-                detail = ('stopped by the user before its label was read' if stopped else
-                          f'no message on {stream.label_topic} with stamp {stamp}')
-                yield Skip(topic, stamp, 'interrupted' if stopped else 'no label', detail)
+                if self.stop.is_set():
+                    reason, detail = 'interrupted', 'stopped before its label was read'
+                elif self.state.read_error:
+                    reason = 'bag read error'
+                    detail = f'reading stopped before its label: {self.state.read_error}'
+                else:
+                    reason = 'no label'
+                    detail = f'no message on {stream.label_topic} with stamp {stamp}'
+                yield Skip(topic, stamp, reason, detail)
             queue.clear()
         for topic, labels in self.waiting_labels.items():
             self.state.unmatched_labels += len(labels)

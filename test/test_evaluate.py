@@ -212,6 +212,32 @@ def test_bad_inputs_give_clear_errors(segmenter, drive, tmp_path, capsys, packag
     assert 'cannot be opened' in capsys.readouterr().err
 
 
+def test_bag_corrupt_part_way_keeps_the_frames_before(segmenter, drive, tmp_path, package,
+                                                     capsys):
+    import shutil
+    bag = tmp_path / 'corrupt'
+    shutil.copytree(drive['sqlite3'], bag)
+    database = bag / 'sqlite3.db3'
+    data = bytearray(database.read_bytes())
+    page = int(len(data) * 0.7) // 4096 * 4096
+    data[page:page + 4096] = b'\xa5' * 4096
+    database.write_bytes(bytes(data))
+    summary = _evaluate(segmenter, tmp_path / 'out', bag=str(bag), image_topics=TOPICS)
+    frames = summary.metrics['frames']
+    assert 'reading stopped after' in summary.metrics['read_error']
+    assert summary.exit_code == 3
+    assert 0 < frames['evaluated'] < FRAMES * CAMERAS
+    assert frames['read'] == frames['evaluated'] + frames['skipped']
+    assert set(frames['skip_reasons']) <= {'bag read error'}
+    with BagReader(summary.output_bag) as reader:
+        assert reader.counts['/cam0/segmentation/semantic'] + \
+            reader.counts['/cam1/segmentation/semantic'] == frames['evaluated']
+    assert cli_main(['eval', str(bag), '--model', package, '--backend', 'onnxruntime',
+                     '--out', str(tmp_path / 'cli'), '--no-progress'] +
+                    [a for t in TOPICS for a in ('--image-topic', t)]) == 3
+    assert 'warning: bag' in capsys.readouterr().err
+
+
 def _long_bag(path, frames, width=IMAGE_W, height=IMAGE_H):
     """``frames`` images (3 distinct pictures cycled) with panoptic labels, quick to write."""
     pictures = [SceneGenerator(width, height, seed=2).generate(i) for i in range(3)]
@@ -260,28 +286,49 @@ def test_sigint_leaves_readable_outputs(package, tmp_path):
 
 
 def test_benchmark_eval_throughput_vs_bare_segmenter(tmp_path):
-    """Prints the evaluation's throughput next to the bare Segmenter's on the same frames."""
-    frames = 24
+    """Prints the evaluation's throughput next to the bare Segmenter's on the same frames.
+
+    The machine is shared, so each variant runs in several interleaved rounds and the best
+    round counts (wall-clock frames/s); process CPU seconds per frame are printed too since
+    they do not grow with other processes' load.
+    """
+    frames, rounds = 12, 3
     package = export_lively_package('enet', 'panoptic', 256, 512, str(tmp_path / 'enet512'))
     bag = str(tmp_path / 'bench')
     _long_bag(bag, frames, 1024, 512)
+    variants = (('I/O only (no labels, no output bag)', {'outputs': (), 'no_labels': True}),
+                ('metrics, no output bag', {'outputs': ()}),
+                ('metrics + output bag', {}))
+    best = {}
+    cpu = {}
     with Segmenter.from_package(package, backend='onnxruntime', device='cpu') as seg:
         with BagReader(bag) as reader:
             images = [decode_rgb(reader.deserialize(m), m.msgtype)
                       for m in reader.messages(['/cam0/image_raw'])]
         seg.segment(images[0])
-        started = time.perf_counter()
-        for image in images:
-            seg.segment(image)
-        bare_fps = frames / (time.perf_counter() - started)
-        results = {}
-        for name, outputs in (('metrics only', ()), ('metrics + output bag', None)):
-            options = {} if outputs is None else {'outputs': outputs}
-            summary = _evaluate(seg, tmp_path / name.replace(' ', '_'), bag=bag,
-                                image_topics=['/cam0/image_raw'], report_format='none',
-                                **options)
-            assert summary.metrics['frames']['evaluated'] == frames
-            results[name] = summary.metrics['throughput_fps']
-    print(f'\nbenchmark 1024x512 images, ENet panoptic 512x256, ONNX Runtime CPU, {frames} '
-          f'frames: bare Segmenter {bare_fps:.2f} fps; ' + '; '.join(
-              f'eval ({k}) {v:.2f} fps = {v / bare_fps:.2f}x' for k, v in results.items()))
+        for round_index in range(rounds):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            for image in images:
+                seg.segment(image)
+            _keep_best(best, cpu, 'bare Segmenter', frames / (time.perf_counter() - started),
+                       (time.process_time() - cpu_started) / frames)
+            for index, (name, options) in enumerate(variants):
+                cpu_started = time.process_time()
+                summary = _evaluate(seg, tmp_path / f'{round_index}_{index}', bag=bag,
+                                    report_format='none', image_topics=['/cam0/image_raw'],
+                                    **options)
+                assert summary.metrics['frames']['evaluated'] == frames
+                _keep_best(best, cpu, name, summary.metrics['throughput_fps'],
+                           (time.process_time() - cpu_started) / frames)
+    bare = best['bare Segmenter']
+    print(f'\nbenchmark: 1024x512 images, ENet panoptic 512x256 network, ONNX Runtime CPU, '
+          f'{frames} frames, best of {rounds} rounds')
+    for name, fps in best.items():
+        print(f'  {name:38s} {fps:6.2f} frames/s = {fps / bare:.2f}x bare; '
+              f'CPU {cpu[name] * 1e3:6.1f} ms/frame')
+
+
+def _keep_best(best, cpu, name, fps, cpu_s):
+    if fps > best.get(name, 0.0):
+        best[name] = fps
+    cpu[name] = min(cpu.get(name, float('inf')), cpu_s)
