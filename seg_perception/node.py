@@ -42,7 +42,7 @@ from .node_config import (
     PARAMETERS,
     ParameterSpec,
 )
-from .result_outputs import scale_camera_info
+from .result_outputs import detection_boxes, DetectionBox, scale_camera_info
 
 NODE_NAME = 'seg_perception'
 WARNING_THROTTLE_S = 5.0
@@ -346,29 +346,8 @@ class SegmentationNode(Node):
         io.monitor.frame_published(now, now - frame.received, outputs.result.timing.total_ms)
 
     def _detections(self, header: Any, outputs: FrameOutputs) -> Any:
-        vision = self._vision
-        result = outputs.result
-        names = self._segmenter.manifest.label_set.names
-        array = vision.Detection2DArray(header=header)
-        for segment in result.segments:
-            if segment.id % result.label_divisor == 0:
-                continue
-            x, y, width, height = segment.bbox
-            detection = vision.Detection2D(header=header, id=str(segment.id))
-            center = detection.bbox.center
-            target = center.position if hasattr(center, 'position') else center  # 4.x vs 3.x
-            target.x, target.y = x + width / 2.0, y + height / 2.0
-            detection.bbox.size_x, detection.bbox.size_y = float(width), float(height)
-            hypothesis = vision.ObjectHypothesisWithPose()
-            target = hypothesis.hypothesis if hasattr(hypothesis, 'hypothesis') else hypothesis
-            if hasattr(target, 'class_id'):
-                target.class_id = names[segment.category_id]
-            else:
-                target.id = names[segment.category_id]
-            target.score = float(segment.score)
-            detection.results.append(hypothesis)
-            array.detections.append(detection)
-        return array
+        boxes = detection_boxes(outputs.result, self._segmenter.manifest.label_set.names)
+        return detection_array(self._vision, header, boxes)
 
     def _on_inference_error(self, camera: str, reason: str) -> None:
         io = self._cameras[camera]
@@ -423,6 +402,35 @@ class SegmentationNode(Node):
             self._segmenter.close()
         self.destroy_node()
         return joined
+
+
+def detection_array(vision: Any, header: Any, boxes: List[DetectionBox]) -> Any:
+    """A ``vision_msgs/Detection2DArray`` of ``boxes`` (vision_msgs 3.x and 4.x layouts).
+
+    Args:
+        vision: The ``vision_msgs.msg`` module.
+        header: Copied to the array and every detection.
+        boxes: From ``result_outputs.detection_boxes``.
+    """
+    array = vision.Detection2DArray(header=header)
+    for box in boxes:
+        detection = vision.Detection2D(header=header)
+        if hasattr(detection, 'id'):  # 4.x
+            detection.id = str(box.id)
+        center = detection.bbox.center
+        point = center.position if hasattr(center, 'position') else center  # 4.x vs 3.x
+        point.x, point.y = box.center_x, box.center_y
+        detection.bbox.size_x, detection.bbox.size_y = box.width, box.height
+        hypothesis = vision.ObjectHypothesisWithPose()
+        target = hypothesis.hypothesis if hasattr(hypothesis, 'hypothesis') else hypothesis
+        if hasattr(target, 'class_id'):
+            target.class_id = box.class_name
+        else:
+            target.id = box.class_name
+        target.score = box.score
+        detection.results.append(hypothesis)
+        array.detections.append(detection)
+    return array
 
 
 def _plain(value: Any) -> Any:

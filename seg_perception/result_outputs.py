@@ -1,13 +1,14 @@
-"""Per-frame output helpers of the node that need no ROS: instance filtering, camera_info scaling.
+"""Per-frame output helpers of the node that need no ROS.
 
 ``drop_small_instances`` applies the node's run-time ``min_instance_area``;
-``scale_camera_info`` rescales a ``sensor_msgs/CameraInfo``-like message to the output size.
+``scale_camera_info`` rescales a ``sensor_msgs/CameraInfo``-like message to the output size;
+``detection_boxes`` lists the instances for the ``detections`` output.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, List, Sequence, Tuple
 
 import numpy as np
 
@@ -83,3 +84,41 @@ def scale_camera_info(info: Any, output_hw: Tuple[int, int]) -> Any:
         roi.height = int(round(roi.height * sy))
     info.width, info.height = out_w, out_h
     return info
+
+
+@dataclass(frozen=True)
+class DetectionBox:
+    """One instance as a 2-D detection, in output-image pixels.
+
+    Attributes:
+        id: Panoptic id of the instance (class * label_divisor + instance).
+        class_id: Train id.
+        class_name: Label set name of the class.
+        score: Instance centre score (or mean confidence when the model has none).
+        center_x, center_y, width, height: Axis-aligned box covering the instance's pixels.
+    """
+
+    id: int
+    class_id: int
+    class_name: str
+    score: float
+    center_x: float
+    center_y: float
+    width: float
+    height: float
+
+
+def detection_boxes(result: SegmentationResult,
+                    class_names: Sequence[str]) -> List[DetectionBox]:
+    """One box per instance (thing segment with instance id > 0) of ``result``."""
+    boxes = []
+    for segment in result.segments:
+        if segment.id % result.label_divisor == 0:
+            continue
+        x, y, width, height = segment.bbox
+        boxes.append(DetectionBox(
+            id=int(segment.id), class_id=int(segment.category_id),
+            class_name=class_names[segment.category_id], score=float(segment.score),
+            center_x=x + width / 2.0, center_y=y + height / 2.0, width=float(width),
+            height=float(height)))
+    return boxes

@@ -359,19 +359,29 @@ def test_bad_startup_parameters_exit_with_one_clear_line(package, tmp_path):
         assert 'Traceback' not in output
 
 
-def test_sigint_while_serving_stops_cleanly(package, tmp_path):
+def test_compressed_transport_then_sigint_while_serving(package, tmp_path):
+    """A JPEG camera (input_transport compressed): answered; SIGINT mid-stream exits 0."""
+    from sensor_msgs.msg import CompressedImage
+    from std_msgs.msg import Header
+
+    from seg_perception.image_codec import encode_compressed
     domain_id = fresh_domain_id()
-    node = NodeProcess({'model': package, 'cameras': ['cam'], 'threads': 1}, domain_id,
-                       str(tmp_path / 'node.log'))
+    node = NodeProcess({'model': package, 'cameras': ['cam'], 'threads': 1,
+                        'input_transport': 'compressed'}, domain_id, str(tmp_path / 'node.log'))
     client = RosClient(domain_id, name='sigint_client')
     try:
         client.subscribe('/cam/segmentation/panoptic', Image)
-        publisher = client.publisher('/cam/image_raw', Image)
+        publisher = client.publisher('/cam/image_raw/compressed', CompressedImage)
         assert wait_until_subscribed(client, [publisher], START_TIMEOUT), node.output()
-        message = rgb_message(camera_image(13), client.now_stamp(), 'cam')
+        message = encode_compressed(camera_image(13), 'jpeg',
+                                    header=Header(stamp=client.now_stamp(), frame_id='cam'),
+                                    compressed_msg_type=CompressedImage)
         publisher.publish(message)
         assert client.wait_for(
-            lambda: client.messages('/cam/segmentation/panoptic'), REPLY_TIMEOUT)
+            lambda: client.find('/cam/segmentation/panoptic', stamp_key(message.header.stamp)),
+            REPLY_TIMEOUT), node.output()
+        answer = client.messages('/cam/segmentation/panoptic')[-1]
+        assert (answer.width, answer.height, answer.header.frame_id) == (WIDTH, HEIGHT, 'cam')
         for _ in range(5):  # frames in flight while the signal arrives
             message.header.stamp = client.now_stamp()
             publisher.publish(message)

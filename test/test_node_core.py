@@ -367,3 +367,38 @@ def test_benchmark_reads_header_stamp_from_cdr_and_formats_report():
     assert '| node: camera publish -> panoptic received | 105 ms (+5.0 % vs Segmenter) |' \
         in text
     assert '480 MiB' in text
+
+
+def test_detection_boxes_and_vision_msgs_array():
+    from seg_perception.result_outputs import detection_boxes
+    result = _result_with_instances()
+    boxes = sorted(detection_boxes(result, cityscapes().names), key=lambda box: box.id)
+    assert [(box.id, box.class_name) for box in boxes] == [(11002, 'person'), (13001, 'car')]
+    person = boxes[0]
+    assert (person.center_x, person.center_y, person.width, person.height) == (17.5, 17.5,
+                                                                                5.0, 5.0)
+    pytest.importorskip('rclpy')
+    from seg_perception.node import detection_array
+
+    class Detection2DArray:  # vision_msgs 4.x layout
+        def __init__(self, header=None):
+            self.header, self.detections = header, []
+
+    class Detection2D:
+        def __init__(self, header=None):
+            self.header, self.id, self.results = header, '', []
+            self.bbox = SimpleNamespace(center=SimpleNamespace(
+                position=SimpleNamespace(x=0.0, y=0.0), theta=0.0), size_x=0.0, size_y=0.0)
+
+    class ObjectHypothesisWithPose:
+        def __init__(self):
+            self.hypothesis = SimpleNamespace(class_id='', score=0.0)
+
+    vision = SimpleNamespace(Detection2DArray=Detection2DArray, Detection2D=Detection2D,
+                             ObjectHypothesisWithPose=ObjectHypothesisWithPose)
+    array = detection_array(vision, 'header', boxes)
+    assert array.header == 'header' and len(array.detections) == 2
+    car = array.detections[1]
+    assert car.id == '13001' and car.header == 'header'
+    assert (car.bbox.center.position.x, car.bbox.size_x) == (5.0, 10.0)
+    assert car.results[0].hypothesis.class_id == 'car'
