@@ -267,7 +267,7 @@ class _Evaluation:
     def _open_inputs(self) -> None:
         config = self.config
         if config.dataset_dir is not None:
-            self.dataset = self._open_dataset(config.dataset_dir, skip_bad=True)
+            self.dataset = self._open_dataset(config.dataset_dir)
             self.total = len(self.dataset) + len(self.dataset.skipped)
             return
         self.reader = BagReader(config.bag, distro=config.distro)
@@ -275,7 +275,7 @@ class _Evaluation:
             self.reader, config.image_topics, config.label_topics,
             use_label_topics=not (config.no_labels or config.labels_dir))
         if config.labels_dir:
-            self.dataset = self._open_dataset(config.labels_dir, skip_bad=False)
+            self.dataset = self._open_dataset(config.labels_dir)
             cities = folder_frames_by_city(self.dataset)
             streams = []
             for stream in self.streams:
@@ -293,12 +293,16 @@ class _Evaluation:
         if config.max_frames is not None:
             self.total = min(self.total, config.max_frames)
 
-    def _open_dataset(self, root: str, skip_bad: bool) -> Any:
+    def _open_dataset(self, root: str) -> Any:
+        """The folder's frames; content errors surface per frame as listed skips.
+
+        Missing files and label/image size mismatches visible in the PNG headers stop the
+        evaluation with the dataset's message (``skip_bad`` would decode every frame twice).
+        """
         from .data.cityscapes import CityscapesDataset, DatasetError
         try:
             return CityscapesDataset(root, self.config.split, label_set=self.label_set,
-                                     label_divisor=self.segmenter.manifest.label_divisor,
-                                     skip_bad=skip_bad)
+                                     label_divisor=self.segmenter.manifest.label_divisor)
         except DatasetError as error:
             raise EvalError(f'{root}: {error}') from None
 
