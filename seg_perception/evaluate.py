@@ -384,7 +384,12 @@ class _Evaluation:
                                   'interrupted', 'stopped before inference'))
                 continue
             started = time.perf_counter()
-            result = self.segmenter.segment(frame.rgb)
+            try:
+                result = self.segmenter.segment(frame.rgb)
+            except ValueError as error:  # this image is unusable (size, ...); others may be fine
+                finished.put(Skip(frame.job.stream.image_topic, frame.job.stamp_ns,
+                                  'segmenter rejected image', str(error)))
+                continue
             finished.put((frame, result, (time.perf_counter() - started) * 1e3))
 
     # ------------------------------------------------------------------ run
