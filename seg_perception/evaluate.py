@@ -334,8 +334,11 @@ class _Evaluation:
     def _write_stage(self, finished: 'queue.Queue', progress: Any) -> None:
         """Writer thread: render, score and record, in input order."""
         from .inference_worker import Frame, render_outputs
+        from .visualize import PanopticColorizer
         wanted = set(self.config.outputs) if self.output is not None else set()
         wanted |= {'semantic', 'panoptic'}
+        colorizer = PanopticColorizer(self.label_set, self.segmenter.manifest.label_divisor) \
+            if 'panoptic_color' in wanted else None
         accumulator = self.accumulator
         try:
             while True:
@@ -352,7 +355,8 @@ class _Evaluation:
                     frame, result, latency_ms = item
                     outputs = render_outputs(
                         Frame(frame.job.stream.namespace, frame.rgb, frame.header, 0.0), result,
-                        self.node_config, self.segmenter, lambda camera, name: name in wanted)
+                        self.node_config, self.segmenter, lambda camera, name: name in wanted,
+                        colorizer)
                     accumulator.add_frame(frame.job.stream.namespace, frame.job.name, latency_ms,
                                           frame.rgb, outputs.semantic, outputs.panoptic,
                                           frame.gt_semantic, frame.gt_panoptic)
