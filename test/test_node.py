@@ -100,6 +100,23 @@ class Rig:
                          f'{self.node.output()[-3000:]}')
         return {output: self.client.find(topic, key) for output, topic in zip(outputs, topics)}
 
+    def exchange(self, camera, image, outputs=('panoptic',), frame_id=None, before=None):
+        """Send ``image`` until the node answers it (the first outputs of a fresh node can
+        precede the discovery of this client's output subscriptions); returns
+        ``(stamp key, outputs)``."""
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        topics = [f'/{camera}/segmentation/{output}' for output in outputs]
+        while True:
+            if before is not None:
+                before()
+            key = self.send(camera, image, frame_id)
+            if self.client.wait_for(lambda: all(self.client.find(t, key) is not None
+                                                for t in topics), 5.0):
+                return key, {o: self.client.find(t, key) for o, t in zip(outputs, topics)}
+            assert time.monotonic() < deadline, (
+                f'no {outputs} for {camera} in {REPLY_TIMEOUT} s; node log:\n'
+                f'{self.node.output()[-3000:]}')
+
     def diagnostics(self, camera, predicate, timeout=10.0):
         """Values of ``camera``'s status from the first /diagnostics message satisfying
         ``predicate(values)``."""
@@ -139,11 +156,14 @@ def _camera_info():
 
 
 def test_every_output_for_a_full_size_frame(rig):
-    rig.camera_info.publish(_camera_info())
-    time.sleep(0.2)  # let camera_info arrive first (not an assertion)
     image = camera_image(1)
-    key = rig.send('cam_a', image, frame_id='front_optical')
-    outputs = rig.reply('cam_a', key, tuple(ENCODINGS) + ('camera_info',))
+
+    def send_camera_info():
+        rig.camera_info.publish(_camera_info())
+        time.sleep(0.2)  # let camera_info arrive first (not an assertion)
+
+    key, outputs = rig.exchange('cam_a', image, tuple(ENCODINGS) + ('camera_info',),
+                                'front_optical', before=send_camera_info)
     for output, encoding in ENCODINGS.items():
         msg = outputs[output]
         assert msg.encoding == encoding, output
@@ -172,7 +192,7 @@ def test_every_output_for_a_full_size_frame(rig):
 
 def test_malformed_images_are_counted_and_skipped(rig):
     good = camera_image(3)
-    rig.reply('cam_c', rig.send('cam_c', good))  # fixes the camera's size at 1024x512
+    rig.exchange('cam_c', good)  # fixes the camera's size at 1024x512
     stamp = rig.client.now_stamp
     bad_frames = {
         'data length': raw_message(HEIGHT, WIDTH, 'rgb8', WIDTH * 3, 1000, stamp()),
@@ -190,7 +210,7 @@ def test_malformed_images_are_counted_and_skipped(rig):
     assert int(values['rejected']) == len(bad_frames)
     assert 'differs from camera cam_c' in values['last_rejection']
     assert rig.node.process.poll() is None
-    answer = rig.reply('cam_c', rig.send('cam_c', good))['panoptic']
+    answer = rig.exchange('cam_c', good)[1]['panoptic']
     assert (answer.width, answer.height) == (WIDTH, HEIGHT)
     log = rig.node.output()
     assert 'rejected image' in log and 'Traceback' not in log
@@ -201,7 +221,7 @@ def test_runtime_parameters_take_effect_and_bad_values_are_refused(rig):
     results = rig.client.set_parameters(NODE, {'overlay_alpha': 0.0,
                                                'min_instance_area': 1 << 24})
     assert all(result.successful for result in results), results
-    outputs = rig.reply('cam_a', rig.send('cam_a', image), ('overlay', 'instance', 'panoptic'))
+    outputs = rig.exchange('cam_a', image, ('overlay', 'instance', 'panoptic'))[1]
     np.testing.assert_array_equal(decode(outputs['overlay']), image)
     assert decode(outputs['instance']).max() == 0
     assert (decode(outputs['panoptic']) % 1000 == 0).all()
@@ -215,12 +235,14 @@ def test_runtime_parameters_take_effect_and_bad_values_are_refused(rig):
 
     assert all(r.successful for r in rig.client.set_parameters(
         NODE, {'overlay_alpha': 0.5, 'min_instance_area': 0}))
-    outputs = rig.reply('cam_a', rig.send('cam_a', image), ('overlay', 'instance'))
+    outputs = rig.exchange('cam_a', image, ('overlay', 'instance'))[1]
     assert decode(outputs['instance']).max() > 0
     assert not np.array_equal(decode(outputs['overlay']), image)
 
 
 def _panoptic_pair(rig, images):
+    for camera, image in images.items():
+        rig.exchange(camera, image)  # both cameras answered once (discovery done)
     keys = {camera: rig.send(camera, image) for camera, image in images.items()}
     return {camera: decode(rig.reply(camera, keys[camera])['panoptic']) for camera in images}
 
@@ -242,6 +264,7 @@ def test_overload_drops_stale_frames_with_bounded_latency_and_memory(rig):
     topic = '/cam_b/segmentation/panoptic'
     image = camera_image(9)
     round_trips = []
+    rig.exchange('cam_b', image)
     for _ in range(4):
         start = time.time()
         rig.reply('cam_b', rig.send('cam_b', image))
@@ -274,7 +297,10 @@ def test_overload_drops_stale_frames_with_bounded_latency_and_memory(rig):
     accepted = int(after['frames_in']) - int(before['frames_in'])
     dropped = int(after['dropped']) - int(before['dropped'])
     assert len(arrivals) >= duration / period / 3, (len(arrivals), period)
-    assert accepted >= sent // 4 and dropped >= accepted // 4, (sent, accepted, dropped)
+    published = int(after['frames_out']) - int(before['frames_out'])
+    # Stale frames are lost either in the DDS reader's keep-last-1 history or in the node's
+    # newest-frame slot (counted); none is queued, so far fewer are answered than sent.
+    assert dropped > 0 and published <= sent * 2 // 3, (sent, accepted, published, dropped)
     # Newest frame only: a frame waits at most for the inference in progress, then its own.
     assert latencies.max() < 3.0 * period + 0.5, (latencies.max(), period)
     assert np.median(latencies[-5:]) < 2.5 * period + 0.3, (latencies[-5:], period)
@@ -310,7 +336,7 @@ def test_best_effort_camera_is_followed(rig):
 
 def test_diagnostics_report_model_and_rates(rig):
     for _ in range(3):
-        rig.reply('cam_a', rig.send('cam_a', camera_image(12)))
+        rig.exchange('cam_a', camera_image(12))
     values = rig.diagnostics('cam_a', lambda v: int(v['frames_out']) >= 3)
     assert values['backend'] == 'onnxruntime' and values['precision'] == 'fp32'
     assert float(values['latency_p50_ms']) > 0
@@ -376,10 +402,14 @@ def test_compressed_transport_then_sigint_while_serving(package, tmp_path):
         message = encode_compressed(camera_image(13), 'jpeg',
                                     header=Header(stamp=client.now_stamp(), frame_id='cam'),
                                     compressed_msg_type=CompressedImage)
-        publisher.publish(message)
-        assert client.wait_for(
-            lambda: client.find('/cam/segmentation/panoptic', stamp_key(message.header.stamp)),
-            REPLY_TIMEOUT), node.output()
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while True:  # resend until answered: the node may not know our subscription yet
+            message.header.stamp = client.now_stamp()
+            publisher.publish(message)
+            key = stamp_key(message.header.stamp)
+            if client.wait_for(lambda: client.find('/cam/segmentation/panoptic', key), 5.0):
+                break
+            assert time.monotonic() < deadline, node.output()
         answer = client.messages('/cam/segmentation/panoptic')[-1]
         assert (answer.width, answer.height, answer.header.frame_id) == (WIDTH, HEIGHT, 'cam')
         for _ in range(5):  # frames in flight while the signal arrives
