@@ -48,9 +48,10 @@ NODE_NAME = 'seg_perception'
 WARNING_THROTTLE_S = 5.0
 QOS_CHECK_PERIOD_S = 0.5
 
+#: Output -> encoding, in publishing order: the maps first, the pictures for people last.
 IMAGE_OUTPUTS: Dict[str, str] = {
-    'semantic': 'mono8', 'semantic_color': 'rgb8', 'overlay': 'rgb8', 'confidence': '32FC1',
-    'instance': '32SC1', 'panoptic': '32SC1', 'panoptic_color': 'rgb8'}
+    'panoptic': '32SC1', 'semantic': 'mono8', 'instance': '32SC1', 'confidence': '32FC1',
+    'semantic_color': 'rgb8', 'overlay': 'rgb8', 'panoptic_color': 'rgb8'}
 
 
 class NodeStartupError(RuntimeError):
@@ -340,8 +341,9 @@ class SegmentationNode(Node):
             info = _copy_camera_info(io.camera_info)
             info.header = header
             io.publishers['camera_info'].publish(scale_camera_info(info, outputs.output_hw))
-        if 'detections' in io.publishers:
-            io.publishers['detections'].publish(self._detections(header, outputs))
+        detections = io.publishers.get('detections')
+        if detections is not None and detections.get_subscription_count() > 0:
+            detections.publish(self._detections(header, outputs))
         now = time.monotonic()
         io.monitor.frame_published(now, now - frame.received, outputs.result.timing.total_ms)
 

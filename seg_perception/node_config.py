@@ -25,7 +25,7 @@ INSTANCE_ENCODING_CHOICES = ('32SC1', 'mono16')
 OUTPUT_NAMES = ('semantic', 'semantic_color', 'overlay', 'confidence', 'instance', 'panoptic',
                 'panoptic_color', 'camera_info', 'detections')
 #: Outputs rendered only while someone subscribes to them.
-ON_DEMAND_OUTPUTS = ('semantic_color', 'overlay', 'panoptic_color')
+ON_DEMAND_OUTPUTS = ('semantic_color', 'overlay', 'panoptic_color', 'detections')
 
 _NAME_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 
@@ -117,7 +117,8 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
     _switch('panoptic', True, '32SC1 class * label_divisor + instance'),
     _switch('panoptic_color', True, 'rgb8, one colour per instance, only while subscribed'),
     _switch('camera_info', True, '<camera>/camera_info scaled to the output resolution'),
-    _switch('detections', True, 'vision_msgs/Detection2DArray, when vision_msgs is installed'),
+    _switch('detections', True, 'vision_msgs/Detection2DArray, when vision_msgs is installed, '
+                                'only while subscribed'),
     ParameterSpec('center_threshold', 'double', 0.1,
                   'Instance centre heatmap threshold (panoptic models); next frame.',
                   minimum=0.0, maximum=1.0, read_only=False),
@@ -301,5 +302,5 @@ def markdown_table() -> str:
         default_text = str(default).lower() if isinstance(default, bool) else repr(default)
         lines.append(f'| `{spec.name}` | {spec.type_name} | `{default_text}` | '
                      f'{spec.constraint_text} | {"no" if spec.read_only else "yes"} | '
-                     f'{spec.description} |')
+                     f'{spec.description.replace("<", "&lt;")} |')
     return '\n'.join(lines)
