@@ -41,6 +41,7 @@ from .node_config import (
     ON_DEMAND_OUTPUTS,
     PARAMETERS,
     ParameterSpec,
+    validate_value,
 )
 from .result_outputs import detection_boxes, DetectionBox, scale_camera_info
 
@@ -155,6 +156,15 @@ class SegmentationNode(Node):
     # ------------------------------------------------------------------ start-up
 
     def _declare_parameters(self) -> NodeConfig:
+        # Check command-line / params-file values first, so that a bad one is reported in
+        # NodeConfig's words (rclpy's range error is long and repeats itself).
+        overrides = getattr(self, '_parameter_overrides', {}) or {}
+        for spec in PARAMETERS:
+            if spec.name in overrides:
+                try:
+                    validate_value(spec.name, _plain(overrides[spec.name].value))
+                except ConfigError as error:
+                    raise NodeStartupError(str(error)) from None
         values = {}
         for spec in PARAMETERS:
             default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
@@ -165,8 +175,7 @@ class SegmentationNode(Node):
                 raise NodeStartupError(
                     f'parameter {spec.name}: {type(error).__name__}: {error} (expected a '
                     f'{spec.type_name}{valid})') from None
-            value = parameter.value
-            values[spec.name] = tuple(value) if spec.type_name == 'string_array' else value
+            values[spec.name] = _plain(parameter.value)
         try:
             return NodeConfig.from_values(values)
         except ConfigError as error:

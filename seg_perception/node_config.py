@@ -271,12 +271,15 @@ def _check_ros_name(parameter: str, name: str) -> None:
 
 
 def _check_cameras(parameter: str, value: Any) -> Tuple[str, ...]:
+    if value is None:  # rclpy reads an empty list from the command line as "not set"
+        value = ()
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise ConfigError(f'parameter {parameter} must be a list of camera namespaces, e.g. '
                           f"['front', 'rear'], got {value!r}")
     cameras: List[str] = list(value)
     if not cameras:
-        raise ConfigError(f'parameter {parameter} is empty; give at least one camera namespace')
+        raise ConfigError(f'parameter {parameter} is empty; give at least one camera namespace, '
+                          "e.g. ['front', 'rear']")
     for camera in cameras:
         if not isinstance(camera, str):
             raise ConfigError(f'parameter {parameter}: {camera!r} is not a string')
