@@ -234,9 +234,20 @@ def test_runtime_parameters_take_effect_and_bad_values_are_refused(rig):
         assert words in results[0].reason, results[0].reason
 
     assert all(r.successful for r in rig.client.set_parameters(
-        NODE, {'overlay_alpha': 0.5, 'min_instance_area': 0}))
-    outputs = rig.exchange('cam_a', image, ('overlay', 'instance'))[1]
+        NODE, {'overlay_alpha': 0.5, 'min_instance_area': 0, 'output_resolution': 'network',
+               'instance_encoding': 'mono16'}))
+    rig.camera_info.publish(_camera_info())
+    outputs = rig.exchange('cam_a', image, ('overlay', 'instance', 'camera_info'))[1]
     assert decode(outputs['instance']).max() > 0
+    assert outputs['instance'].encoding == 'mono16'
+    assert (outputs['overlay'].width, outputs['overlay'].height) == (NET_WIDTH, NET_HEIGHT)
+    info = outputs['camera_info']
+    assert (info.width, info.height) == (NET_WIDTH, NET_HEIGHT)
+    np.testing.assert_allclose(info.k, [100.0, 0, 64.0, 0, 100.0, 32.0, 0, 0, 1])
+    assert all(r.successful for r in rig.client.set_parameters(
+        NODE, {'output_resolution': 'input', 'instance_encoding': '32SC1'}))
+    outputs = rig.exchange('cam_a', image, ('overlay',))[1]
+    assert (outputs['overlay'].width, outputs['overlay'].height) == (WIDTH, HEIGHT)
     assert not np.array_equal(decode(outputs['overlay']), image)
 
 
