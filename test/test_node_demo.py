@@ -20,7 +20,8 @@ def test_demo_records_scores_and_draws(tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / 'cache'), OMP_NUM_THREADS='1',
                PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     command = [sys.executable, '-m', 'seg_perception.cli', 'demo', '--out', str(out),
-               '--duration', '4', '--domain-id', str(fresh_domain_id()), '--threads', '1']
+               '--duration', '4', '--domain-id', str(fresh_domain_id()), '--threads', '1',
+               '--width', '512', '--height', '256']  # small: keeps the bag small
     done = subprocess.run(command, env=env, cwd=str(tmp_path), capture_output=True, text=True,
                           timeout=300)
     output = done.stdout + done.stderr
@@ -48,7 +49,7 @@ def test_demo_records_scores_and_draws(tmp_path):
                 msg = bag.deserialize(message)
                 camera = message.topic.split('/')[1]
                 assert msg.header.frame_id == f'{camera}_optical'
-                assert decode_image(msg).shape == (512, 1024)
+                assert decode_image(msg).shape == (256, 512)
     import cv2
     sheet = cv2.imread(str(out / 'contact_sheet.png'))
     assert sheet is not None and sheet.shape[1] == 4 * 512 and sheet.shape[0] >= 256
