@@ -293,10 +293,12 @@ class SegmentationNode(Node):
             else:
                 image = to_rgb8(msg)
             self._check_size(io, image.shape[:2])
-        except ImageDecodeError as error:
-            count = io.monitor.frame_rejected(str(error))
+        except Exception as error:  # noqa: BLE001 - a bad frame must never stop the node
+            reason = str(error) if isinstance(error, ImageDecodeError) \
+                else f'{type(error).__name__}: {error}'
+            count = io.monitor.frame_rejected(reason)
             self._warn(io, f'rejected image {count} on {io.image_subscription.topic_name}: '
-                           f'{error}')
+                           f'{reason}')
             return
         io.monitor.frame_received(now)
         self._store.put(io.camera, Frame(io.camera, image, msg.header, now))
