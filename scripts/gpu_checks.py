@@ -12,6 +12,8 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def agreement(package, frames=20):
     from seg_perception import Segmenter

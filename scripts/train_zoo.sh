@@ -11,18 +11,19 @@ out=${1:?usage: train_zoo.sh OUT_DIR [MINUTES] [FRAMES]}
 minutes=${2:-7}
 frames=${3:-2000}
 py=${PYTHON:-python3}
+export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 workers=$(( $(nproc) > 4 ? $(nproc) / 2 : 1 ))
 cache="$out/frame_cache"
 mkdir -p "$out"
 
 # Draw the training scenes once with every core; both runs then read them memory-mapped.
-"$py" - "$cache" "$frames" "$(nproc)" <<'PY'
+"$py" -c '
 import sys
 from seg_perception.labels import cityscapes
 from seg_perception.train import FrameSource
 cache, frames, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-FrameSource('synthetic', 'train', 1024, 512, 0, frames, cityscapes()).materialize(cache, workers)
-PY
+FrameSource("synthetic", "train", 1024, 512, 0, frames, cityscapes()).materialize(cache, workers)
+' "$cache" "$frames" "$(nproc)"
 
 common=(--tasks panoptic --data synthetic --height 512 --width 1024 --seed 0
         --train-frames "$frames" --val-frames 50 --val-every 2 --frame-cache "$cache"
