@@ -10,7 +10,8 @@ Per camera namespace ``<cam>``::
     in:  <cam>/image_raw (or <cam>/image_raw/compressed), <cam>/camera_info
     out: <cam>/segmentation/{semantic, semantic_color, overlay, confidence, instance,
          panoptic, panoptic_color, camera_info, detections}
-    and /diagnostics at 1 Hz.
+    and /diagnostics at 1 Hz. Each output is rendered and published only while it has a
+    subscriber; inference runs for every camera frame regardless.
 
 Run: ``ros2 run seg_perception seg_perception_node --ros-args -p model:=enet_panoptic
 -p cameras:="[front, rear]"``.
@@ -38,7 +39,6 @@ from .node_config import (
     ConfigError,
     model_is_path,
     NodeConfig,
-    ON_DEMAND_OUTPUTS,
     PARAMETERS,
     ParameterSpec,
     validate_value,
@@ -331,10 +331,9 @@ class SegmentationNode(Node):
     # ------------------------------------------------------------------ output
 
     def _wants(self, camera: str, output: str) -> bool:
+        """Outputs are rendered, encoded and published only while someone subscribes."""
         publisher = self._cameras[camera].publishers.get(output)
-        if publisher is None:
-            return False
-        return output not in ON_DEMAND_OUTPUTS or publisher.get_subscription_count() > 0
+        return publisher is not None and publisher.get_subscription_count() > 0
 
     def _deliver(self, frame: Frame, outputs: FrameOutputs) -> None:
         from sensor_msgs.msg import Image
@@ -348,13 +347,12 @@ class SegmentationNode(Node):
                 encoding = 'mono16'
             io.publishers[output].publish(
                 encode_image(array, encoding, header=header, image_msg_type=Image))
-        if 'camera_info' in io.publishers and io.camera_info is not None:
+        if io.camera_info is not None and self._wants(frame.camera, 'camera_info'):
             info = _copy_camera_info(io.camera_info)
             info.header = header
             io.publishers['camera_info'].publish(scale_camera_info(info, outputs.output_hw))
-        detections = io.publishers.get('detections')
-        if detections is not None and detections.get_subscription_count() > 0:
-            detections.publish(self._detections(header, outputs))
+        if self._wants(frame.camera, 'detections'):
+            io.publishers['detections'].publish(self._detections(header, outputs))
         now = time.monotonic()
         io.monitor.frame_published(now, now - frame.received, outputs.result.timing.total_ms)
 

@@ -24,8 +24,6 @@ INSTANCE_ENCODING_CHOICES = ('32SC1', 'mono16')
 #: Output switches, in the order of the README table; ``publish_<name>`` each.
 OUTPUT_NAMES = ('semantic', 'semantic_color', 'overlay', 'confidence', 'instance', 'panoptic',
                 'panoptic_color', 'camera_info', 'detections')
-#: Outputs rendered only while someone subscribes to them.
-ON_DEMAND_OUTPUTS = ('semantic_color', 'overlay', 'panoptic_color', 'detections')
 
 _NAME_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 
@@ -73,7 +71,8 @@ class ParameterSpec:
 
 def _switch(output: str, default: bool, note: str) -> ParameterSpec:
     return ParameterSpec(f'publish_{output}', 'bool', default,
-                         f'Publish <camera>/segmentation/{output} ({note}).')
+                         f'Publish <camera>/segmentation/{output} ({note}); computed only '
+                         'while subscribed.')
 
 
 PARAMETERS: Tuple[ParameterSpec, ...] = (
@@ -111,15 +110,14 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
                   'Encoding of the instance id image; next frame.',
                   choices=INSTANCE_ENCODING_CHOICES, read_only=False),
     _switch('semantic', True, 'mono8 train ids'),
-    _switch('semantic_color', True, 'rgb8, only while subscribed'),
-    _switch('overlay', True, 'rgb8 colour blended on the input, only while subscribed'),
+    _switch('semantic_color', True, 'rgb8 class colours'),
+    _switch('overlay', True, 'rgb8 class colours blended on the input'),
     _switch('confidence', False, '32FC1 probability of the chosen class'),
     _switch('instance', True, '32SC1 or mono16 instance ids, 0 = none'),
     _switch('panoptic', True, '32SC1 class * label_divisor + instance'),
-    _switch('panoptic_color', True, 'rgb8, one colour per instance, only while subscribed'),
+    _switch('panoptic_color', True, 'rgb8, one colour per instance'),
     _switch('camera_info', True, '<camera>/camera_info scaled to the output resolution'),
-    _switch('detections', True, 'vision_msgs/Detection2DArray, when vision_msgs is installed, '
-                                'only while subscribed'),
+    _switch('detections', True, 'vision_msgs/Detection2DArray, when vision_msgs is installed'),
     ParameterSpec('center_threshold', 'double', 0.1,
                   'Instance centre heatmap threshold (panoptic models); next frame.',
                   minimum=0.0, maximum=1.0, read_only=False),
