@@ -28,7 +28,9 @@ class CameraSnapshot:
         input_hz, output_hz: Rates over the meter window.
         latency: Receipt -> publish latency percentiles.
         inference_ms: Segmenter time of the latest frame.
-        incompatible_qos: Incompatible-QoS events seen on the image subscription.
+        incompatible_qos: Incompatible-QoS events seen on the image subscriptions in all.
+        qos_unresolved: An incompatible-QoS event came after the subscription was last
+            (re)created, i.e. the camera and the node still do not talk.
         reliability: Reliability the image subscription uses now.
     """
 
@@ -43,6 +45,7 @@ class CameraSnapshot:
     latency: LatencySummary
     inference_ms: Optional[float]
     incompatible_qos: int
+    qos_unresolved: bool
     reliability: str
 
 
@@ -59,6 +62,7 @@ class CameraMonitor:
         self._last_rejection = ''
         self._inference_ms: Optional[float] = None
         self._incompatible_qos = 0
+        self._qos_unresolved = False
         self._reliability = ''
 
     def frame_received(self, now: float) -> None:
@@ -85,10 +89,13 @@ class CameraMonitor:
     def qos_incompatible(self) -> None:
         with self._lock:
             self._incompatible_qos += 1
+            self._qos_unresolved = True
 
     def set_reliability(self, reliability: str) -> None:
+        """The image subscription was (re)created with ``reliability``."""
         with self._lock:
             self._reliability = reliability
+            self._qos_unresolved = False
 
     def snapshot(self, now: float, dropped: int) -> CameraSnapshot:
         """Counters at ``now``; ``dropped`` comes from the frame store that owns drops."""
@@ -96,9 +103,10 @@ class CameraMonitor:
             rejected, failed = self._rejected, self._failed
             last, inference_ms = self._last_rejection, self._inference_ms
             incompatible, reliability = self._incompatible_qos, self._reliability
+            unresolved = self._qos_unresolved
         return CameraSnapshot(
             frames_in=self._input.count, frames_out=self._output.count, dropped=dropped,
             rejected=rejected, failed=failed, last_rejection=last,
             input_hz=self._input.rate(now), output_hz=self._output.rate(now),
             latency=self._latency.summary(), inference_ms=inference_ms,
-            incompatible_qos=incompatible, reliability=reliability)
+            incompatible_qos=incompatible, qos_unresolved=unresolved, reliability=reliability)

@@ -45,11 +45,11 @@ def camera_entry(node_name: str, camera: str, snapshot: CameraSnapshot,
                  model: ModelInfo) -> DiagnosticEntry:
     """The status of one camera.
 
-    Level: WARN when frames arrive but none is published, or when the subscription saw an
-    incompatible QoS; STALE before the first frame; OK otherwise. Rejections alone do not
-    raise the level (they are counted and their last reason shown).
+    Level: WARN when frames arrive but none is published, or when the image subscription
+    has an unresolved incompatible QoS; STALE before the first frame; OK otherwise.
+    Rejections alone do not raise the level (they are counted and their last reason shown).
     """
-    if snapshot.incompatible_qos:
+    if snapshot.qos_unresolved:
         level, message = WARN, (f'incompatible QoS with the camera publisher '
                                 f'({snapshot.incompatible_qos} events)')
     elif snapshot.frames_in == 0:

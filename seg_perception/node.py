@@ -113,7 +113,6 @@ class _CameraIO:
         self.camera = camera
         self.image_subscription = None
         self.reliability: Optional[ReliabilityPolicy] = None
-        self.qos_recheck = False
         self.publishers: Dict[str, Any] = {}
         self.camera_info = None
         self.expected_hw: Optional[Tuple[int, int]] = None
@@ -240,7 +239,6 @@ class SegmentationNode(Node):
             CompressedImage if compressed else Image, topic,
             lambda msg, io=io: self._on_image(io, msg), qos, event_callbacks=callbacks)
         io.reliability = reliability
-        io.qos_recheck = False
         io.monitor.set_reliability(_reliability_name(reliability))
 
     def _log_startup(self) -> None:
@@ -261,7 +259,6 @@ class SegmentationNode(Node):
 
     def _on_incompatible_qos(self, io: _CameraIO, event: Any) -> None:
         io.monitor.qos_incompatible()
-        io.qos_recheck = True
         self._warn(io, f'incompatible QoS on {io.image_subscription.topic_name} (policy '
                        f'{getattr(event, "last_policy_kind", "?")}); subscription is '
                        f'{_reliability_name(io.reliability)}, qos_reliability '

@@ -402,3 +402,17 @@ def test_detection_boxes_and_vision_msgs_array():
     assert car.id == '13001' and car.header == 'header'
     assert (car.bbox.center.position.x, car.bbox.size_x) == (5.0, 10.0)
     assert car.results[0].hypothesis.class_id == 'car'
+
+
+def test_incompatible_qos_warns_until_the_subscription_is_recreated():
+    model = ModelInfo('m', 'onnxruntime', 'cpu', 'fp32', '', (64, 128), 'panoptic')
+    monitor = CameraMonitor()
+    monitor.set_reliability('reliable')
+    monitor.qos_incompatible()
+    entry = build_report('/n', model, ('cam',), [monitor.snapshot(0.0, 0)], True)[1]
+    assert entry.level == WARN and 'incompatible QoS' in entry.message
+    monitor.set_reliability('best_effort')
+    entry = build_report('/n', model, ('cam',), [monitor.snapshot(0.0, 0)], True)[1]
+    assert entry.level == STALE
+    values = dict(entry.values)
+    assert values['incompatible_qos_events'] == '1' and values['qos_reliability'] == 'best_effort'
