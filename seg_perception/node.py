@@ -112,6 +112,7 @@ class _CameraIO:
     def __init__(self, camera: str) -> None:
         self.camera = camera
         self.image_subscription = None
+        self.topic = ''
         self.reliability: Optional[ReliabilityPolicy] = None
         self.publishers: Dict[str, Any] = {}
         self.camera_info = None
@@ -235,15 +236,24 @@ class SegmentationNode(Node):
                          durability=DurabilityPolicy.VOLATILE)
         callbacks = _event_callbacks_class()(
             incompatible_qos=lambda event, io=io: self._on_incompatible_qos(io, event))
+        io.topic = topic
         io.image_subscription = self.create_subscription(
             CompressedImage if compressed else Image, topic,
             lambda msg, io=io: self._on_image(io, msg), qos, event_callbacks=callbacks)
         io.reliability = reliability
         io.monitor.set_reliability(_reliability_name(reliability))
 
+    def _topic_of(self, io: _CameraIO) -> str:
+        """Resolved image topic (``Subscription.topic_name`` where rclpy has it)."""
+        name = getattr(io.image_subscription, 'topic_name', None)
+        if name:
+            return name
+        from rclpy.expand_topic_name import expand_topic_name
+        return expand_topic_name(io.topic, self.get_name(), self.get_namespace())
+
     def _log_startup(self) -> None:
         info = self._model_info
-        inputs = ', '.join(io.image_subscription.topic_name for io in self._cameras.values())
+        inputs = ', '.join(self._topic_of(io) for io in self._cameras.values())
         self.get_logger().info(
             f'model {info.model} ({info.task}, network {info.network_size[1]}x'
             f'{info.network_size[0]}) on {info.backend} {info.device} {info.precision}: '
@@ -259,7 +269,7 @@ class SegmentationNode(Node):
 
     def _on_incompatible_qos(self, io: _CameraIO, event: Any) -> None:
         io.monitor.qos_incompatible()
-        self._warn(io, f'incompatible QoS on {io.image_subscription.topic_name} (policy '
+        self._warn(io, f'incompatible QoS on {self._topic_of(io)} (policy '
                        f'{getattr(event, "last_policy_kind", "?")}); subscription is '
                        f'{_reliability_name(io.reliability)}, qos_reliability '
                        f'{self._config.qos_reliability}')
@@ -267,7 +277,7 @@ class SegmentationNode(Node):
     def _follow_publisher_qos(self) -> None:
         """Re-create an image subscription whose reliability no longer fits its publishers."""
         for io in self._cameras.values():
-            infos = self.get_publishers_info_by_topic(io.image_subscription.topic_name)
+            infos = self.get_publishers_info_by_topic(self._topic_of(io))
             if not infos:
                 continue
             everyone_reliable = all(
@@ -276,7 +286,7 @@ class SegmentationNode(Node):
                 else ReliabilityPolicy.BEST_EFFORT
             if wanted != io.reliability:
                 self.get_logger().info(
-                    f'{io.image_subscription.topic_name}: following the camera publisher, '
+                    f'{self._topic_of(io)}: following the camera publisher, '
                     f'subscribing {_reliability_name(wanted)}')
                 self._subscribe_images(io, wanted)
 
@@ -294,7 +304,7 @@ class SegmentationNode(Node):
             reason = str(error) if isinstance(error, ImageDecodeError) \
                 else f'{type(error).__name__}: {error}'
             count = io.monitor.frame_rejected(reason)
-            self._warn(io, f'rejected image {count} on {io.image_subscription.topic_name}: '
+            self._warn(io, f'rejected image {count} on {self._topic_of(io)}: '
                            f'{reason}')
             return
         io.monitor.frame_received(now)
