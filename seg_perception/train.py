@@ -53,6 +53,8 @@ class TrainConfig:
         min_scale, max_scale: Random scale augmentation range.
         frame_cache: Directory into which the synthetic training frames are generated once
             (memory-mapped) instead of being drawn again every epoch; empty: no cache.
+        init_weights: Start from these weights (a ``.pt`` state dict, a checkpoint or a model
+            package directory such as a zoo model) instead of random initialisation.
         max_minutes: Stop after the epoch during which this much time has passed, then
             validate and export as after the last epoch (0: no limit).
     """
@@ -81,6 +83,7 @@ class TrainConfig:
     max_scale: float = 1.5
     frame_cache: str = ''
     max_minutes: float = 0.0
+    init_weights: str = ''
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -364,7 +367,8 @@ def _write_log(path: str, rows: Sequence[Dict[str, Any]]) -> None:
 
     from .atomic import atomic_write_text
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction='ignore')
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction='ignore',
+                            lineterminator='\n')
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
@@ -391,6 +395,20 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     if not isinstance(state, dict) or not {'config', 'epoch', 'model'} <= set(state):
         raise TrainingError(f'checkpoint {path} lacks config/epoch/model entries')
     return state
+
+
+def _load_initial_weights(network, source: str) -> None:
+    """Load a state dict (FP16 or FP32) from a ``.pt`` file or a model package directory."""
+    from .package import load_state_dict_into, read_state_dict, resolve_package_dir
+    path = source
+    if os.path.isdir(source):
+        manifest = ModelManifest.load(resolve_package_dir(source))
+        if not manifest.weights_file:
+            raise TrainingError(f'model package {source} ships no weights file to start from')
+        path = os.path.join(source, manifest.weights_file)
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in read_state_dict(path).items()}
+    load_state_dict_into(network, state, path)
 
 
 def train(config: TrainConfig, out_dir: str, resume: bool = False,
@@ -425,6 +443,9 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     start_epoch, history = 0, []
+    if config.init_weights and not resume:
+        _load_initial_weights(network, config.init_weights)
+        log(f'initialised weights from {config.init_weights}')
     if resume:
         state = load_checkpoint(checkpoint_path)
         saved = state['config']

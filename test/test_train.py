@@ -91,3 +91,17 @@ def test_corrupt_checkpoint_is_named(tmp_path):
 def test_bad_options_are_refused(tmp_path, overrides, message):
     with pytest.raises(Exception, match=message):
         train(tiny_config(**overrides), str(tmp_path), log=lambda *_: None)
+
+
+def test_init_weights_from_a_package_starts_from_its_weights(trained, tmp_path):
+    from seg_perception.package import read_state_dict
+    _, package, _ = trained
+    out = str(tmp_path / 'finetune')
+    train(tiny_config(epochs=1, init_weights=package, lr=0.0, train_frames=2), out,
+          log=lambda *_: None)
+    before = read_state_dict(os.path.join(package, 'weights.pt'))
+    after = load_checkpoint(os.path.join(out, 'checkpoints', 'last.pt'))['model']
+    key = next(k for k, v in before.items() if v.is_floating_point() and v.numel() > 16)
+    assert torch.allclose(after[key].float(), before[key].float(), atol=1e-2)
+    with pytest.raises(Exception, match='does not exist'):
+        train(tiny_config(init_weights=str(tmp_path / 'nope.pt')), out, log=lambda *_: None)

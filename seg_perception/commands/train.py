@@ -42,6 +42,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--max-minutes', type=float, default=0.0,
                         help='stop after the epoch in which this many minutes have passed, '
                         'then validate and export (default: no limit)')
+    parser.add_argument('--init-weights', default='', metavar='PATH',
+                        help='start from these weights: a .pt state dict, a checkpoint, or a '
+                        'model package / zoo model directory (fine-tuning)')
     parser.add_argument('--resume', action='store_true',
                         help='continue from OUT/checkpoints/last.pt')
 
@@ -63,13 +66,13 @@ def main(args) -> int:
         seed=args.seed, workers=args.workers, device=args.device,
         hard_pixel_ratio=args.hard_pixel_ratio, small_instance_area=args.small_instance_area,
         min_scale=args.min_scale, max_scale=args.max_scale,
-        max_minutes=args.max_minutes,
+        max_minutes=args.max_minutes, init_weights=args.init_weights,
         frame_cache='' if args.frame_cache is None else (
             args.frame_cache or os.path.join(args.out, 'frame_cache')))
     command = 'seg-perception ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
     try:
         package, result = train(config, args.out, resume=args.resume, command_line=command)
-    except (TrainingError, UnknownModelError, ValueError) as error:
+    except (TrainingError, UnknownModelError, ValueError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(f'model package: {package}  mIoU {result.miou:.4f}  PQ {result.pq:.4f}')
