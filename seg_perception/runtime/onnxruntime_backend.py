@@ -124,6 +124,10 @@ class OnnxRuntimeBackend(Backend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads or default_thread_count()
+        # Idle worker threads sleep instead of spinning: the node's ROS threads and the
+        # evaluator's decode / bag-writing threads need those cores between inferences
+        # (measured: 129 -> 94 ms of CPU per frame for the same work on 2 cores).
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         # Memory patterns pre-plan one block for every intermediate tensor of the static
