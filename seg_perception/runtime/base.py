@@ -61,6 +61,14 @@ class Backend(abc.ABC):
         """Static batch size B of the graph; ``run`` receives exactly B images."""
         return self.manifest.batch
 
+    def check_input(self, images: np.ndarray) -> None:
+        """Raise ``ValueError`` unless ``images`` is float32 (B, 3, H, W) of the graph's size."""
+        manifest = self.manifest
+        expected = (manifest.batch, 3, manifest.input_height, manifest.input_width)
+        if images.shape != expected or images.dtype != np.float32:
+            raise ValueError(
+                f'images must be float32 {expected}, got {images.dtype} {images.shape}')
+
     @abc.abstractmethod
     def run(self, images: np.ndarray, center_threshold: float) -> Dict[str, np.ndarray]:
         """Run the graph.

@@ -25,6 +25,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..atomic import atomic_open, atomic_write_text
+from ..package import file_sha256  # noqa: F401 (re-exported for the TensorRT backend)
 
 KEY_FORMAT_VERSION = 1
 SIDECAR_SUFFIX = '.json'
@@ -159,15 +160,6 @@ class SidecarError(ValueError):
 
 def sidecar_path(engine_path: str) -> str:
     return engine_path + SIDECAR_SUFFIX
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_sidecar(engine_path: str) -> Sidecar:

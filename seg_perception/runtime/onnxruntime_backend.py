@@ -8,13 +8,13 @@ deployment into a slow CPU one without anybody noticing.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..manifest import ModelManifest
+from ..package import file_sha256
 from .base import Backend, BackendError, BackendInfo, BackendUnavailable
 
 CPU_PROVIDER = 'CPUExecutionProvider'
@@ -63,14 +63,6 @@ def default_thread_count() -> int:
     if hasattr(os, 'sched_getaffinity'):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class OnnxRuntimeBackend(Backend):
@@ -200,11 +192,8 @@ class OnnxRuntimeBackend(Backend):
                     f'{expected_type}')
 
     def run(self, images: np.ndarray, center_threshold: float) -> Dict[str, np.ndarray]:
+        self.check_input(images)
         manifest = self.manifest
-        expected = (manifest.batch, 3, manifest.input_height, manifest.input_width)
-        if images.shape != expected or images.dtype != np.float32:
-            raise ValueError(
-                f'images must be float32 {expected}, got {images.dtype} {images.shape}')
         if self._session is None:
             raise BackendError('onnxruntime backend is closed')
         feeds = {'image': images}

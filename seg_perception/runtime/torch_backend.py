@@ -85,11 +85,8 @@ class TorchBackend(Backend):
                                 detail=detail)
 
     def run(self, images: np.ndarray, center_threshold: float) -> Dict[str, np.ndarray]:
+        self.check_input(images)
         manifest = self.manifest
-        expected = (manifest.batch, 3, manifest.input_height, manifest.input_width)
-        if images.shape != expected or images.dtype != np.float32:
-            raise ValueError(
-                f'images must be float32 {expected}, got {images.dtype} {images.shape}')
         if self._graph is None:
             raise BackendError('torch backend is closed')
         torch = self._torch
