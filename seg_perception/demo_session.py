@@ -19,10 +19,11 @@ from .bag import BagWriter
 from .demo_scoring import CameraScore, SheetRow
 from .labels import LabelSet
 
-#: Output topic leaf -> message type, as the node publishes them.
+#: Output topic leaf -> message type: every output the node publishes by default
+#: (confidence is off by default; detections need vision_msgs).
 OUTPUT_TYPES = {
     'semantic': 'sensor_msgs/msg/Image', 'semantic_color': 'sensor_msgs/msg/Image',
-    'overlay': 'sensor_msgs/msg/Image', 'confidence': 'sensor_msgs/msg/Image',
+    'overlay': 'sensor_msgs/msg/Image',
     'instance': 'sensor_msgs/msg/Image', 'panoptic': 'sensor_msgs/msg/Image',
     'panoptic_color': 'sensor_msgs/msg/Image', 'camera_info': 'sensor_msgs/msg/CameraInfo',
 }
@@ -117,10 +118,15 @@ class DemoSession:
             pass
 
     def wait_for_node(self, timeout: float, alive) -> bool:
-        """Wait until the node subscribes to every camera (``alive()`` False aborts)."""
+        """Wait until the node subscribes to every camera and its output publishers are
+        discovered here (outputs go only to known subscribers); ``alive()`` False aborts."""
         deadline = time.monotonic() + timeout
+        outputs = [f'/{camera}/segmentation/{output}' for camera in self.cameras
+                   for output in OUTPUT_TYPES]
         while time.monotonic() < deadline and alive():
-            if all(p.get_subscription_count() > 0 for p in self.image_publishers.values()):
+            if all(p.get_subscription_count() > 0 for p in self.image_publishers.values()) \
+                    and all(self.node.count_publishers(topic) > 0 for topic in outputs):
+                time.sleep(0.5)  # discovered here; give the node's side a moment to match
                 return True
             time.sleep(0.1)
         return False

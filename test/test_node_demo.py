@@ -32,7 +32,8 @@ def test_demo_records_scores_and_draws(tmp_path):
         published, frames_in, frames_out, dropped = (int(v) for v in row[1:5])
         assert published >= 20 and 0 < frames_out <= frames_in <= published, row
         assert frames_in == frames_out + dropped, row
-        assert row[9] != 'n/a' and row[10] != 'n/a', row  # mIoU and PQ were computed
+        assert 0 < int(row[6]) <= frames_out, row  # outputs scored against ground truth
+        assert row[10] != 'n/a' and row[11] != 'n/a', row  # mIoU and PQ were computed
     assert 'Traceback' not in output
 
     from seg_perception.bag import BagReader

@@ -43,6 +43,9 @@ def add_arguments(parser) -> None:
                         help='ROS domain id (default: $ROS_DOMAIN_ID or 0)')
     parser.add_argument('--threads', type=int, default=0,
                         help='ONNX Runtime threads for the node (0 = default)')
+    parser.add_argument('--default-transport', action='store_true',
+                        help='do not load config/fastdds_large_data.xml (by default the demo '
+                             'and its node use it unless a Fast DDS profile is set already)')
 
 
 def default_cache_dir() -> str:
@@ -92,6 +95,41 @@ def resolve_demo_model(args) -> tuple:
     if DEMO_MODEL in list_zoo():
         return DEMO_MODEL, True
     return cached_demo_package(args.cache_dir, args.height // 2, args.width // 2), False
+
+
+def large_data_profile() -> str:
+    """Path of config/fastdds_large_data.xml (installed share directory or source tree)."""
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(os.path.join(get_package_share_directory('seg_perception'), 'config'))
+    except (ImportError, LookupError, ValueError, OSError):  # not installed with colcon
+        pass
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates.append(os.path.join(here, 'config'))
+    for folder in candidates:
+        path = os.path.join(folder, 'fastdds_large_data.xml')
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError('config/fastdds_large_data.xml not found in ' + ', '.join(candidates))
+
+
+def use_large_data_profile() -> str:
+    """Point Fast DDS at the large-data profile for this process and its children.
+
+    Must run before the first ROS participant of the process is created. Leaves an
+    already configured profile or another RMW alone. Returns what it did, for the log.
+    """
+    if os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp':
+        return f'RMW {os.environ["RMW_IMPLEMENTATION"]}: no Fast DDS profile'
+    for variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+        if os.environ.get(variable):
+            return f'Fast DDS profile from ${variable}: {os.environ[variable]}'
+    path = large_data_profile()
+    os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = path
+    if os.environ.get('ROS_DISTRO') in ('humble', 'iron', 'jazzy'):  # Fast DDS 2.x name
+        os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = path
+    return f'Fast DDS profile {path} (full-size images without fragment loss)'
 
 
 def _check_arguments(args) -> None:
@@ -145,6 +183,11 @@ def main(args) -> int:
     command = [sys.executable, '-m', 'seg_perception.node', '--ros-args',
                '-p', f'model:={model}', '-p', f'backend:={args.backend}',
                '-p', f'cameras:=[{", ".join(CAMERAS)}]', '-p', f'threads:={args.threads}']
+    if not args.default_transport:
+        try:
+            print(use_large_data_profile())
+        except FileNotFoundError as error:
+            print(f'warning: {error}; using the default transport', file=sys.stderr)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED='1')
     print(f'model: {model}' + ('' if trained else ' (random weights: the maps show the '
                                                    'pipeline, not a trained model)'))
@@ -198,12 +241,12 @@ def main(args) -> int:
         p50, p95 = score.latency_ms()
         rows.append([camera, str(session.published[camera]), diag.get('frames_in', '?'),
                      diag.get('frames_out', '?'), diag.get('dropped', '?'),
-                     diag.get('rejected', '?'), _fmt(p50), _fmt(p95),
+                     diag.get('rejected', '?'), str(score.frames_scored), _fmt(p50), _fmt(p95),
                      _fmt(diag.get('latency_p50_ms')), _fmt(100 * score.mean_iou()),
                      _fmt(100 * score.pq())])
     print()
     print(format_table(rows, ['camera', 'published', 'frames in', 'out', 'dropped',
-                              'rejected', 'e2e p50 ms', 'e2e p95 ms', 'node p50 ms',
+                              'rejected', 'scored', 'e2e p50 ms', 'e2e p95 ms', 'node p50 ms',
                               'mIoU %', 'PQ %']))
     model_diag = session.diagnostics_for('model') or {}
     if model_diag:
