@@ -24,14 +24,16 @@ fast_dds_only = pytest.mark.skipif(
     reason='the profile is for Fast DDS')
 
 
-def probe(profile, seconds):
-    """Received count of full-size best-effort images from a publisher process."""
+def probe(profile, seconds, wanted=3):
+    """Received count of full-size best-effort images from a publisher process (10 Hz); the
+    subscriber stops early once ``wanted`` arrived."""
     extra = {'FASTDDS_DEFAULT_PROFILES_FILE': profile} if profile else {}
     env = node_env(fresh_domain_id(), extra)
     env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
     if not profile:
         env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
-    subscriber = subprocess.Popen([sys.executable, HELPER, 'sub', str(seconds), '3'], env=env,
+    subscriber = subprocess.Popen([sys.executable, HELPER, 'sub', str(seconds), str(wanted)],
+                                  env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     publisher = subprocess.Popen([sys.executable, HELPER, 'pub', str(seconds + 2), '0'],
                                  env=env, stdout=subprocess.DEVNULL,
@@ -52,6 +54,7 @@ def test_profile_delivers_best_effort_full_size_images():
 
 
 @fast_dds_only
-def test_default_transport_loses_them():
-    """The reason the profile exists (and the node follows reliable publishers)."""
-    assert probe(None, 5.0) == 0
+def test_default_transport_loses_most_of_them():
+    """The reason the profile exists (and the node follows reliable publishers): of about
+    50 images sent in 5 s, next to none arrive."""
+    assert probe(None, 5.0, wanted=1000) <= 5
