@@ -10,6 +10,7 @@ thread keeps serving.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import queue
 import threading
 from typing import Any, Callable, List, Optional
 
@@ -128,11 +129,15 @@ class InferenceWorker:
         wants: Which outputs to compute for a camera right now.
         deliver: Called with each frame and its outputs (publishing happens here).
         on_error: Called with (camera, reason) when segmenting or delivering a frame fails.
+        pipelined: Render and deliver in a second thread while the next round's inference
+            runs (where inference is fast, e.g. TensorRT, publishing full-size images would
+            otherwise halve the frame rate). At most one round is being delivered at a time:
+            the next round's outputs wait for it, so nothing queues up.
     """
 
     def __init__(self, segmenter: Segmenter, store: LatestFrameStore,
                  get_config: Callable[[], NodeConfig], wants: Wants, deliver: Deliver,
-                 on_error: OnError) -> None:
+                 on_error: OnError, pipelined: bool = False) -> None:
         self._segmenter = segmenter
         self._store = store
         self._get_config = get_config
@@ -141,22 +146,38 @@ class InferenceWorker:
         self._on_error = on_error
         self._colorizer = PanopticColorizer(segmenter.manifest.label_set,
                                             segmenter.manifest.label_divisor)
-        self._thread: Optional[threading.Thread] = None
+        self._pipelined = pipelined
+        self._handoff: 'queue.Queue' = queue.Queue()
+        self._delivery_idle = threading.Event()
+        self._delivery_idle.set()
+        self._threads: List[threading.Thread] = []
         self.rounds = 0
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._threads:
             raise RuntimeError('InferenceWorker already started')
-        self._thread = threading.Thread(target=self._run, name='seg_inference', daemon=True)
-        self._thread.start()
+        self._threads.append(threading.Thread(target=self._run, name='seg_inference',
+                                              daemon=True))
+        if self._pipelined:
+            self._threads.append(threading.Thread(target=self._delivery_loop,
+                                                  name='seg_delivery', daemon=True))
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> bool:
-        """Close the store and join the thread; True when it ended within ``timeout``."""
+        """Close the store, finish the round in delivery and join the threads.
+
+        Returns:
+            True when every thread ended within ``timeout`` (each).
+        """
         self._store.close()
-        if self._thread is None:
+        if not self._threads:
             return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        self._threads[0].join(timeout)
+        self._handoff.put(None)
+        for thread in self._threads[1:]:
+            thread.join(timeout)
+        return not any(thread.is_alive() for thread in self._threads)
 
     def _run(self) -> None:
         while not self._store.closed:
@@ -164,20 +185,25 @@ class InferenceWorker:
                 self.process_pending()
 
     def process_pending(self) -> int:
-        """Segment the frames waiting now (one round); returns how many were delivered."""
+        """Segment the frames waiting now (one round).
+
+        Returns:
+            How many frames were segmented and handed on (delivered, or queued for the
+            delivery thread when pipelined).
+        """
         config = self._get_config()
         self.rounds += 1
         if config.batch_cameras:
             frames = list(self._store.take_all().values())
-            return self._segment_and_deliver(frames, config) if frames else 0
+            return self._segment(frames, config) if frames else 0
         delivered = 0
         for camera in self._store.pending():
             frame = self._store.take(camera)
             if frame is not None:
-                delivered += self._segment_and_deliver([frame], config)
+                delivered += self._segment([frame], config)
         return delivered
 
-    def _segment_and_deliver(self, frames: List[Frame], config: NodeConfig) -> int:
+    def _segment(self, frames: List[Frame], config: NodeConfig) -> int:
         try:
             results = self._segmenter.segment_batch(
                 [frame.image for frame in frames], config.output_resolution,
@@ -186,6 +212,25 @@ class InferenceWorker:
             for frame in frames:
                 self._on_error(frame.camera, f'{type(error).__name__}: {error}')
             return 0
+        if not self._pipelined:
+            return self._render_and_deliver(frames, results, config)
+        self._delivery_idle.wait()
+        self._delivery_idle.clear()
+        self._handoff.put((frames, results, config))
+        return len(frames)
+
+    def _delivery_loop(self) -> None:
+        while True:
+            item = self._handoff.get()
+            if item is None:
+                return
+            try:
+                self._render_and_deliver(*item)
+            finally:
+                self._delivery_idle.set()
+
+    def _render_and_deliver(self, frames: List[Frame], results: List[SegmentationResult],
+                            config: NodeConfig) -> int:
         delivered = 0
         for frame, result in zip(frames, results):
             try:
@@ -196,4 +241,3 @@ class InferenceWorker:
             except Exception as error:  # noqa: BLE001 - keep serving the other cameras
                 self._on_error(frame.camera, f'{type(error).__name__}: {error}')
         return delivered
-

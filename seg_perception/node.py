@@ -149,7 +149,8 @@ class SegmentationNode(Node):
             self._qos_timer = self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publisher_qos)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker = InferenceWorker(self._segmenter, self._store, lambda: self._config,
-                                       self._wants, self._deliver, self._on_inference_error)
+                                       self._wants, self._deliver, self._on_inference_error,
+                                       pipelined=True)
         self._worker.start()
         self._log_startup()
 

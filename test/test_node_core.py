@@ -416,3 +416,33 @@ def test_incompatible_qos_warns_until_the_subscription_is_recreated():
     assert entry.level == STALE
     values = dict(entry.values)
     assert values['incompatible_qos_events'] == '1' and values['qos_reliability'] == 'best_effort'
+
+
+def test_pipelined_worker_delivers_the_same_outputs_and_stops(segmenter):
+    images = _images(2)
+    config = NodeConfig.from_values({'cameras': ['a', 'b']})
+    expected, _ = _run_worker(segmenter, config, [Frame(c, i, None, 0.0)
+                                                  for c, i in zip('ab', images)])
+    store = LatestFrameStore(['a', 'b'])
+    delivered, errors = {}, []
+    done = threading.Event()
+
+    def deliver(frame, outputs):
+        delivered[frame.camera] = outputs
+        if len(delivered) == 2:
+            done.set()
+
+    worker = InferenceWorker(segmenter, store, lambda: config, lambda camera, output: True,
+                             deliver, lambda camera, reason: errors.append(reason),
+                             pipelined=True)
+    worker.start()
+    try:
+        for camera, image in zip('ab', images):
+            store.put(camera, Frame(camera, image, None, 0.0))
+        assert done.wait(60), errors
+    finally:
+        assert worker.stop(timeout=30)
+    assert not errors
+    for camera in 'ab':
+        np.testing.assert_array_equal(delivered[camera].panoptic, expected[camera].panoptic)
+        np.testing.assert_array_equal(delivered[camera].overlay, expected[camera].overlay)
