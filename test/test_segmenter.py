@@ -1,7 +1,6 @@
 """Segmenter, benchmark and demo on real exported packages (ONNX Runtime CPU)."""
 
 import json
-import os
 
 import cv2
 import numpy as np
@@ -11,7 +10,7 @@ from seg_test_models import export_lively_package
 from seg_perception import SegmentationResult, Segmenter
 from seg_perception.benchmark import format_report, run_benchmark
 from seg_perception.cli import main as cli_main
-from seg_perception.manifest import ManifestError, ModelManifest
+from seg_perception.manifest import ManifestError
 from seg_perception.preprocess import resize_nearest
 from seg_perception.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -268,23 +267,6 @@ def test_bench_command_exports_an_architecture(capsys):
                      '--backend', 'onnxruntime', '--iterations', '2', '--warmup', '0',
                      '--threads', '1']) == 0
     assert 'enet_semantic (semantic) 64x32 on onnxruntime cpu' in capsys.readouterr().out
-
-
-def test_demo_writes_pngs_and_reuses_its_cache(tmp_path, capsys):
-    arguments = ['demo', '--cache-dir', str(tmp_path / 'cache'), '--out', str(tmp_path / 'out'),
-                 '--frames', '2', '--height', '64', '--width', '128', '--backend', 'onnxruntime']
-    assert cli_main(arguments) == 0
-    first = capsys.readouterr().out
-    assert 'exporting a randomly initialised enet (panoptic)' in first
-    assert 'frame 1:' in first and 'inference' in first
-    for index in range(2):
-        picture = cv2.imread(str(tmp_path / 'out' / f'frame_{index:02d}.png'))
-        assert picture is not None and picture.shape[1] == 4 * picture.shape[0] * 640 // 360
-    assert cli_main(arguments) == 0
-    assert 'using cached package' in capsys.readouterr().out
-    package_dirs = os.listdir(tmp_path / 'cache')
-    assert package_dirs == ['enet_panoptic_128x64']
-    assert ModelManifest.load(str(tmp_path / 'cache' / package_dirs[0])).task == 'panoptic'
 
 
 def test_strided_views_are_accepted(panoptic):
