@@ -19,6 +19,7 @@ Run: ``ros2 run seg_perception seg_perception_node --ros-args -p model:=enet_pan
 
 from __future__ import annotations
 
+from dataclasses import replace
 import os
 import signal
 import sys
@@ -129,6 +130,12 @@ class SegmentationNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         self._config = self._declare_parameters()
         self._segmenter = self._load_segmenter(self._config)
+        self.engine_only = self._config.build_engine_only
+        if self.engine_only:
+            self.get_logger().info(
+                f'build_engine_only: TensorRT engine ready '
+                f'({getattr(self._segmenter.backend, "engine_path", "?")}); exiting')
+            return
         self._vision = _vision_msgs() if self._config.publish_detections else None
         manifest = self._segmenter.manifest
         info = self._segmenter.backend.info
@@ -186,6 +193,9 @@ class SegmentationNode(Node):
         from .runtime.base import BackendError
         from .segmenter import Segmenter
         options = {'threads': config.threads} if config.threads > 0 else {}
+        options.update(config.engine_options())
+        if config.build_engine_only and config.backend == 'auto':
+            config = replace(config, backend='tensorrt')  # building needs TensorRT itself
         kwargs = dict(backend=config.backend, device=config.device,
                       precision=config.precision, **options)
         try:
@@ -497,6 +507,9 @@ def main(args: Optional[List[str]] = None) -> int:
         except NodeStartupError as error:
             print(f'seg_perception_node: error: {error}', file=sys.stderr, flush=True)
             return 2
+        if node.engine_only:
+            node.destroy_node()
+            return 0
         from rclpy.executors import SingleThreadedExecutor
         executor = SingleThreadedExecutor()
         executor.add_node(node)

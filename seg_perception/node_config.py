@@ -87,6 +87,17 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('precision', 'string', 'auto',
                   'Numeric precision; auto = fp16 on TensorRT / CUDA torch, else fp32.',
                   choices=PRECISION_CHOICES),
+    ParameterSpec('engine_file_path', 'string', '',
+                  'TensorRT engine file; empty = cached beside the model package (or in '
+                  '~/.cache/seg_perception/engines), keyed by ONNX checksum, TensorRT version, '
+                  'GPU, precision and shapes.'),
+    ParameterSpec('force_engine_update', 'bool', False,
+                  'Rebuild the TensorRT engine from the ONNX even when the cached one matches.'),
+    ParameterSpec('allow_engine_build', 'bool', True,
+                  'false: never build at start-up (builds take minutes on a Jetson); fail with '
+                  'the reason when no matching cached engine exists.'),
+    ParameterSpec('build_engine_only', 'bool', False,
+                  'Build (or verify) the TensorRT engine, then exit 0 without subscribing.'),
     ParameterSpec('threads', 'integer', 0,
                   'ONNX Runtime intra-op threads; 0 = the runtime default.',
                   minimum=0, maximum=256),
@@ -136,6 +147,8 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
 
 PARAMETERS_BY_NAME: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 RUNTIME_PARAMETERS = tuple(spec.name for spec in PARAMETERS if not spec.read_only)
+ENGINE_PARAMETERS = ('engine_file_path', 'force_engine_update', 'allow_engine_build',
+                     'build_engine_only')
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,10 @@ class NodeConfig:
     backend: str
     device: str
     precision: str
+    engine_file_path: str
+    force_engine_update: bool
+    allow_engine_build: bool
+    build_engine_only: bool
     threads: int
     cameras: Tuple[str, ...]
     image_topic: str
@@ -185,7 +202,27 @@ class NodeConfig:
                               + ', '.join(PARAMETERS_BY_NAME))
         checked = {spec.name: validate_value(spec.name, values.get(spec.name, spec.default))
                    for spec in PARAMETERS}
-        return cls(**checked)
+        config = cls(**checked)
+        if config.backend not in ('auto', 'tensorrt'):
+            for name in ENGINE_PARAMETERS:
+                if checked[name] != PARAMETERS_BY_NAME[name].default:
+                    raise ConfigError(
+                        f'parameter {name} applies to the TensorRT backend only; backend is '
+                        f'{config.backend!r} (use auto or tensorrt)')
+        return config
+
+    def engine_options(self) -> Dict[str, Any]:
+        """TensorRT backend options that differ from its defaults (none for other backends)."""
+        options: Dict[str, Any] = {}
+        if self.engine_file_path:
+            options['engine_path'] = self.engine_file_path
+        if self.force_engine_update:
+            options['force_rebuild'] = True
+        if not self.allow_engine_build:
+            options['allow_build'] = False
+        if self.build_engine_only:
+            options['build_only'] = True
+        return options
 
     def updated(self, changes: Mapping[str, Any]) -> 'NodeConfig':
         """A copy with run-time ``changes`` applied.

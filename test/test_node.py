@@ -390,6 +390,11 @@ def test_bad_startup_parameters_exit_with_one_clear_line(package, tmp_path):
                     'cameras names front more than once'),
         'transport': ({'model': package, 'input_transport': 'h264'},
                       'choose one of raw, compressed'),
+        'engine option': ({'model': package, 'backend': 'onnxruntime',
+                           'force_engine_update': True},
+                          'parameter force_engine_update applies to the TensorRT backend only'),
+        'engine build': ({'model': package, 'build_engine_only': True},
+                         'TensorRT Python bindings are not importable'),
     }
     processes = {name: NodeProcess(params, fresh_domain_id(), str(tmp_path / f'{name}.log'))
                  for name, (params, _) in cases.items()}

@@ -446,3 +446,14 @@ def test_pipelined_worker_delivers_the_same_outputs_and_stops(segmenter):
     for camera in 'ab':
         np.testing.assert_array_equal(delivered[camera].panoptic, expected[camera].panoptic)
         np.testing.assert_array_equal(delivered[camera].overlay, expected[camera].overlay)
+
+
+def test_engine_options_reach_only_the_tensorrt_backend():
+    from seg_perception.node_config import ConfigError, NodeConfig
+    assert NodeConfig.from_values({}).engine_options() == {}
+    config = NodeConfig.from_values({'force_engine_update': True, 'allow_engine_build': False,
+                                     'engine_file_path': '/var/engines/front.engine'})
+    assert config.engine_options() == {'force_rebuild': True, 'allow_build': False,
+                                       'engine_path': '/var/engines/front.engine'}
+    with pytest.raises(ConfigError, match='engine_file_path applies to the TensorRT backend'):
+        NodeConfig.from_values({'backend': 'torch', 'engine_file_path': 'x.engine'})
