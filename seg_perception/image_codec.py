@@ -332,6 +332,10 @@ def to_rgb8(msg: Any, bit_depth: int = 16) -> np.ndarray:
             'values. RGB-convertible: '
             + ', '.join(name for name in SUPPORTED_ENCODINGS if rgb8_convertible(name)))
     image = decode_image(msg)
+    if image.strides[0] % image.itemsize:
+        # A row step that is not a whole number of elements (e.g. 16-bit pixels after an odd
+        # row padding): OpenCV 4.x refuses such views ("Image step is wrong"), so copy.
+        image = np.ascontiguousarray(image)
     if info.layout in _BAYER_TO_RGB:
         # Demosaic at full precision, then scale.
         rgb = _cvt_color(image, _BAYER_TO_RGB[info.layout], info.name)
