@@ -14,15 +14,14 @@ Measures, on one machine:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+
+from .node_process import node_command, start_node, stop_node
 
 ALL_OUTPUTS = ('semantic', 'semantic_color', 'overlay', 'instance', 'panoptic',
                'panoptic_color', 'camera_info')
@@ -244,12 +243,8 @@ def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
         log_path: Where the node's output goes (default: discarded).
     """
     cameras = ('cam0', 'cam1')
-    command = [sys.executable, '-m', 'seg_perception.node', '--ros-args',
-               '-p', f'model:={package}', '-p', f'backend:={backend}',
-               '-p', f'cameras:=[{", ".join(cameras)}]', '-p', f'threads:={threads}']
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id))
     log = open(log_path, 'w', encoding='utf-8') if log_path else subprocess.DEVNULL
-    node = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    node = start_node(node_command(package, backend, cameras, threads), domain_id, log)
     client = _Client(domain_id, cameras)
     try:
         if not client.wait_subscribed(120.0, lambda: node.poll() is None):
@@ -283,12 +278,7 @@ def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
         peak = peak_rss_mib(node.pid)
     finally:
         client.close()
-        if node.poll() is None:
-            node.send_signal(signal.SIGINT)
-            try:
-                node.wait(30)
-            except subprocess.TimeoutExpired:
-                node.kill()
+        stop_node(node)
         if log is not subprocess.DEVNULL:
             log.close()
     height, width = images[0].shape[:2]

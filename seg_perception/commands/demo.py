@@ -155,8 +155,6 @@ def _prepare_bag_path(out_dir: str) -> str:
 
 
 def main(args) -> int:
-    import signal
-    import subprocess
     import time
 
     start = time.monotonic()
@@ -170,6 +168,7 @@ def main(args) -> int:
     from ..demo_scoring import contact_sheet, format_table
     from ..demo_session import DemoFrame, DemoSession
     from ..labels import cityscapes
+    from ..node_process import node_command, start_node, stop_node
 
     domain_id = args.domain_id if args.domain_id is not None \
         else int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
@@ -180,21 +179,18 @@ def main(args) -> int:
         print(f'error: {error}', file=sys.stderr)
         return 2
     log_path = os.path.join(args.out, 'node.log')
-    command = [sys.executable, '-m', 'seg_perception.node', '--ros-args',
-               '-p', f'model:={model}', '-p', f'backend:={args.backend}',
-               '-p', f'cameras:=[{", ".join(CAMERAS)}]', '-p', f'threads:={args.threads}']
+    command = node_command(model, args.backend, CAMERAS, args.threads)
     if not args.default_transport:
         try:
             print(use_large_data_profile())
         except FileNotFoundError as error:
             print(f'warning: {error}; using the default transport', file=sys.stderr)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED='1')
     print(f'model: {model}' + ('' if trained else ' (random weights: the maps show the '
                                                    'pipeline, not a trained model)'))
     print(f'starting seg_perception_node on ROS domain {domain_id} (log: {log_path})',
           flush=True)
     log = open(log_path, 'w', encoding='utf-8')
-    node = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    node = start_node(command, domain_id, log, {'PYTHONUNBUFFERED': '1'})
 
     print(f'generating {POOL_FRAMES} frames per camera ({args.width}x{args.height})...',
           flush=True)
@@ -225,13 +221,8 @@ def main(args) -> int:
                           + int(d[c]['dropped']) for c in CAMERAS), 10.0)
     finally:
         session.close()
-        if node.poll() is None:
-            node.send_signal(signal.SIGINT)
-            try:
-                node.wait(30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                status = 1
+        if not stop_node(node):
+            status = 1
         log.close()
 
     rows = []
