@@ -40,6 +40,8 @@ def test_colcon_build_and_test(tmp_path):
     assert (share / 'package.xml').is_file()
     assert (prefix.parent.parent / 'install' / 'seg_perception' / 'share' / 'ament_index'
             / 'resource_index' / 'packages' / 'seg_perception').is_file()
+    zoo = list(prefix.glob('lib/python*/site-packages/seg_perception/zoo/*/model.onnx'))
+    assert len(zoo) >= 2, 'zoo model packages are not installed'
     for folder in ('launch', 'config'):
         expected = sorted(f for f in os.listdir(os.path.join(ROOT, folder))
                           if not f.startswith('.'))
