@@ -309,9 +309,13 @@ class ValidationResult:
     frames: int
 
 
-def validate(network, manifest: ModelManifest, source: FrameSource, device: str,
+def validate(network, manifest: ModelManifest, source: Sequence, device: str,
              batch_size: int = 4) -> ValidationResult:
-    """Run ``FusedSegmentationGraph`` (the export / torch-backend path) over ``source``."""
+    """Run ``FusedSegmentationGraph`` (the export / torch-backend path) over ``source``.
+
+    ``source`` is any sequence of frames with ``image`` (H,W,3) uint8, ``semantic`` (H,W) and
+    ``instance`` (H,W) at the network size.
+    """
     import torch
 
     from .export import FusedSegmentationGraph
@@ -463,6 +467,8 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
                                config.train_frames, label_set)
     val_source = FrameSource(config.data, 'val', config.width, config.height, config.seed,
                              config.val_frames, label_set)
+    # Drawn or read once: validation runs every few epochs on the same held-out frames.
+    val_frames = [val_source[index] for index in range(len(val_source))]
     if config.frame_cache:
         train_source.materialize(config.frame_cache, config.workers, log)
     samples = TrainingSamples(train_source, config, label_set)
@@ -532,7 +538,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             and time.monotonic() - run_started > 60.0 * config.max_minutes)
         last_epoch = epoch + 1 == config.epochs or out_of_time
         if (epoch + 1) % max(1, config.val_every) == 0 or last_epoch:
-            validation = validate(network, manifest, val_source, device)
+            validation = validate(network, manifest, val_frames, device)
             row.update(val_miou=round(validation.miou, 4), val_pq=round(validation.pq, 4),
                        val_pq_things=round(validation.pq_things, 4),
                        val_pq_stuff=round(validation.pq_stuff, 4))
@@ -550,7 +556,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             break
 
     if validation is None:
-        validation = validate(network, manifest, val_source, device)
+        validation = validate(network, manifest, val_frames, device)
     network = network.float().cpu()
     manifest.info = {
         'trained_by': 'seg-perception train',
