@@ -105,3 +105,18 @@ def test_init_weights_from_a_package_starts_from_its_weights(trained, tmp_path):
     assert torch.allclose(after[key].float(), before[key].float(), atol=1e-2)
     with pytest.raises(Exception, match='does not exist'):
         train(tiny_config(init_weights=str(tmp_path / 'nope.pt')), out, log=lambda *_: None)
+
+
+def test_crop_trains_on_smaller_crops_and_exports_the_network_size(tmp_path):
+    from seg_perception.labels import cityscapes
+    from seg_perception.manifest import ModelManifest
+    from seg_perception.train import FrameSource, TrainingSamples
+    config = tiny_config(epochs=1, crop_height=32, crop_width=64, train_frames=2)
+    source = FrameSource('synthetic', 'train', 128, 64, 3, 2, cityscapes())
+    sample = TrainingSamples(source, config, cityscapes())[0]
+    assert sample['image'].shape == (3, 32, 64) and sample['offset'].shape == (2, 32, 64)
+    package, _ = train(config, str(tmp_path), log=lambda *_: None)
+    manifest = ModelManifest.load(package)
+    assert (manifest.input_height, manifest.input_width) == (64, 128)
+    with pytest.raises(TrainingError, match='crop 60x32 is not a multiple of 8'):
+        train(tiny_config(crop_height=32, crop_width=60), str(tmp_path), log=lambda *_: None)

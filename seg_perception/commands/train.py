@@ -21,6 +21,9 @@ def add_arguments(parser) -> None:
                         'model package in OUT/model)')
     parser.add_argument('--height', type=int, default=defaults.height)
     parser.add_argument('--width', type=int, default=defaults.width)
+    parser.add_argument('--crop', metavar='WxH', default='',
+                        help='training crop size (default: the network size); validation and '
+                        'export use --width x --height')
     parser.add_argument('--epochs', type=int, default=defaults.epochs)
     parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
     parser.add_argument('--lr', type=float, default=defaults.lr)
@@ -59,6 +62,13 @@ def main(args) -> int:
     if not 0.0 < args.hard_pixel_ratio <= 1.0:
         print('error: --hard-pixel-ratio must be in (0, 1]', file=sys.stderr)
         return 2
+    crop_width = crop_height = 0
+    if args.crop:
+        try:
+            crop_width, crop_height = (int(v) for v in args.crop.lower().split('x'))
+        except ValueError:
+            print(f'error: --crop {args.crop!r} is not WxH, e.g. 512x256', file=sys.stderr)
+            return 2
     config = TrainConfig(
         model=args.model, task=args.task, data=args.data, height=args.height, width=args.width,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -67,6 +77,7 @@ def main(args) -> int:
         hard_pixel_ratio=args.hard_pixel_ratio, small_instance_area=args.small_instance_area,
         min_scale=args.min_scale, max_scale=args.max_scale,
         max_minutes=args.max_minutes, init_weights=args.init_weights,
+        crop_height=crop_height, crop_width=crop_width,
         frame_cache='' if args.frame_cache is None else (
             args.frame_cache or os.path.join(args.out, 'frame_cache')))
     command = 'seg-perception ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
