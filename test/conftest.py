@@ -49,3 +49,14 @@ def exported_package(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope='module')
+def torch_one_thread():
+    """Torch on one thread for a test module (the small CI machine has 2 cores); restored
+    afterwards. Use with ``pytestmark = pytest.mark.usefixtures('torch_one_thread')``."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

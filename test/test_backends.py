@@ -23,12 +23,7 @@ torch = pytest.importorskip('torch')
 SMALL_HEIGHT, SMALL_WIDTH = 64, 128
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('torch_one_thread')
 
 
 @pytest.fixture(scope='module')

@@ -34,12 +34,7 @@ ONNX_TYPES = {'semantic': onnx.TensorProto.INT32, 'confidence': onnx.TensorProto
               'instance_score': onnx.TensorProto.FLOAT}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('torch_one_thread')
 
 
 def _dims(value):
