@@ -238,14 +238,9 @@ class Segmenter:
                 panoptic_from_semantic_and_instance,
             )
             settings = manifest.postprocess
-            # Only thing classes present in the frame: an absent class has no component, so
-            # the ids are the same, and each skipped class saves a full-frame labelling pass
-            # (most of the semantic post-processing time at 1024x512).
-            counts = np.bincount(semantic.ravel(), minlength=256)
-            present = [t for t in labels.thing_ids if counts[t] > 0]
             # Ids capped at top_k, like the panoptic graphs, so they stay below label_divisor.
             instance = instances_from_connected_components(
-                semantic, present, min_area=settings.min_instance_area,
+                semantic, labels.thing_ids, min_area=settings.min_instance_area,
                 max_instances=settings.top_k)
             panoptic = panoptic_from_semantic_and_instance(
                 semantic, instance, manifest.label_divisor, labels.void_id)
