@@ -26,6 +26,7 @@ from seg_perception.runtime.engine_builder import (
     BuildOptions,
     make_engine_key,
     Platform,
+    POSTPROCESS_LAYERS,
 )
 from seg_perception.runtime.tensorrt_backend import tensorrt_available, TensorRTBackend
 
@@ -138,8 +139,36 @@ def test_engine_key_from_manifest():
                            batch_profile=(1, 2, 4))
     key = make_engine_key(panoptic, 'a' * 64, PLATFORM, options, 'c' * 64)
     assert dict(key.input_shapes) == {'image': (2, 3, 64, 128), 'center_threshold': (1,)}
-    assert key.calibration_sha256 == 'c' * 64 and key.fp32_layers == ('head',)
+    # The post-processing stays FP32 in reduced-precision builds (grouping distances), and
+    # that is part of the key: an engine built before that rule is rebuilt.
+    assert key.calibration_sha256 == 'c' * 64
+    assert key.fp32_layers == ('head', POSTPROCESS_LAYERS)
     assert key.gpu_name == 'Orin' and key.tensorrt_version == '10.3.0'
+    fp32 = make_engine_key(panoptic, 'a' * 64, PLATFORM, BuildOptions(precision='fp32'))
+    assert fp32.fp32_layers == ()
+
+
+def test_reduced_precision_builds_keep_the_postprocessing_in_fp32():
+    assert BuildOptions(precision='fp16').fp32_patterns() == (POSTPROCESS_LAYERS,)
+    assert BuildOptions(precision='fp16', fp32_layers=('/head/', POSTPROCESS_LAYERS)
+                        ).fp32_patterns() == ('/head/', POSTPROCESS_LAYERS)
+    assert BuildOptions(precision='fp32', fp32_layers=('/head/',)).fp32_patterns() == ('/head/',)
+
+
+def test_postprocessing_nodes_carry_the_fp32_prefix(tmp_path):
+    """TensorRT names layers after ONNX nodes: every grouping / argmax node must carry the
+    prefix the FP32 rule matches, and no network node may (they should run in FP16)."""
+    onnx = pytest.importorskip('onnx')
+    from seg_test_models import export_lively_package
+    export_lively_package('enet', 'panoptic', 64, 128, str(tmp_path / 'pkg'))
+    model = onnx.load(str(tmp_path / 'pkg' / 'model.onnx'))
+    by_type = {}
+    for node in model.graph.node:
+        by_type.setdefault(node.op_type, []).append(node.name)
+    for op_type in ('MatMul', 'ArgMin', 'ArgMax', 'TopK', 'Exp', 'ReduceSum'):
+        assert by_type[op_type] and all(name.startswith(POSTPROCESS_LAYERS)
+                                        for name in by_type[op_type]), op_type
+    assert not any(name.startswith(POSTPROCESS_LAYERS) for name in by_type['Conv'])
 
 
 @pytest.mark.parametrize('name, pattern, expected', [

@@ -26,6 +26,12 @@ STEP_LOG_SECONDS = 10.0
 
 Progress = Callable[[str], None]
 
+#: ONNX node-name prefix of the fused post-processing (``export.FusedSegmentationGraph``).
+#: Reduced-precision builds keep these layers in FP32: the grouping's squared grid
+#: distances reach ~1e5 (FP16 tops out at 65504 with ~30 units of resolution there), and
+#: the post-processing is a few percent of the engine's time.
+POSTPROCESS_LAYERS = '/postprocess/'
+
 
 def import_tensorrt() -> Any:
     """Import ``tensorrt`` or raise ``BackendUnavailable`` saying how to get it."""
@@ -92,6 +98,13 @@ class BuildOptions:
                                  f'{self.batch_profile}')
         object.__setattr__(self, 'fp32_layers', tuple(self.fp32_layers))
 
+    def fp32_patterns(self) -> Tuple[str, ...]:
+        """Layer patterns held in FP32: ``fp32_layers`` plus, for FP16 / INT8 builds, the
+        post-processing (``POSTPROCESS_LAYERS``). Part of the engine's cache key."""
+        if self.precision == 'fp32' or POSTPROCESS_LAYERS in self.fp32_layers:
+            return self.fp32_layers
+        return self.fp32_layers + (POSTPROCESS_LAYERS,)
+
     def profile_for(self, manifest: ModelManifest) -> Tuple[int, int, int]:
         if self.batch_profile is None:
             return (manifest.batch, manifest.batch, manifest.batch)
@@ -131,7 +144,8 @@ def make_engine_key(manifest: ModelManifest, onnx_sha256: str, platform: Platfor
         onnx_sha256=onnx_sha256, tensorrt_version=platform.tensorrt_version,
         gpu_name=platform.gpu_name, compute_capability=platform.compute_capability,
         precision=options.precision, input_shapes=tuple(shapes), batch_profile=profile,
-        fp32_layers=options.fp32_layers,
+        fp32_layers=options.fp32_patterns() if not platform.strongly_typed
+        else options.fp32_layers,
         calibration_sha256=calibration_sha256 if options.precision == 'int8' else '',
         strongly_typed=platform.strongly_typed)
 
@@ -210,8 +224,9 @@ def build_serialized_network(onnx_path: str, manifest: ModelManifest, options: B
                                           engine_path or os.path.splitext(onnx_path)[0] +
                                           '.int8.engine')
             config.int8_calibrator = calibrator
-    matched = keep_layers_in_fp32(trt, network, options.fp32_layers) if options.fp32_layers \
-        else []
+    patterns = () if strongly_typed else options.fp32_patterns()
+    matched = keep_layers_in_fp32(trt, network, patterns,
+                                  optional=(POSTPROCESS_LAYERS,)) if patterns else []
     if matched:
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
         progress(f'keeping {len(matched)} layer(s) in FP32: {", ".join(matched[:8])}'
@@ -266,14 +281,16 @@ def format_parser_errors(parser: Any, onnx_path: str) -> str:
             'Resize nearest/linear only, TopK with a constant K).')
 
 
-def keep_layers_in_fp32(trt: Any, network: Any, patterns: Tuple[str, ...]) -> List[str]:
+def keep_layers_in_fp32(trt: Any, network: Any, patterns: Tuple[str, ...],
+                        optional: Tuple[str, ...] = ()) -> List[str]:
     """Constrain the floating-point layers whose names match ``patterns`` to FP32.
 
     Returns:
         The names of the constrained layers.
 
     Raises:
-        BackendError: A pattern matches no floating-point layer (lists some layer names).
+        BackendError: A pattern not in ``optional`` matches no floating-point layer (lists
+            some layer names).
     """
     float_types = (trt.float32, trt.float16)
     matched: List[str] = []
@@ -293,7 +310,7 @@ def keep_layers_in_fp32(trt: Any, network: Any, patterns: Tuple[str, ...]) -> Li
         for output in outputs:
             layer.set_output_type(output, trt.float32)
         matched.append(layer.name)
-    missing = [p for p, count in hits.items() if count == 0]
+    missing = [p for p, count in hits.items() if count == 0 and p not in optional]
     if missing:
         shown = ', '.join(names[:15]) + (' ...' if len(names) > 15 else '')
         raise BackendError(f'--fp32-layers pattern(s) {", ".join(missing)} match no '
