@@ -5,13 +5,18 @@ module's docstring for the full algorithm; tests compare the two, eager and expo
 
 1. semantic = argmax over classes (ties -> lowest), confidence = ``1 / sum(exp(l - max))``
    (the max gathered at the argmax).
-2. Grouping grid of stride s: cell (i, j) samples pixel (s*i + s//2, s*j + s//2) (strided
-   Slice) and covers pixels [s*i, s*i + s) x [s*j, s*j + s).
+2. Grouping grid of stride s: cell (i, j) samples semantic pixel (s*i + s//2, s*j + s//2)
+   (strided Slice) and covers pixels [s*i, s*i + s) x [s*j, s*j + s). The heads arrive at
+   the network's instance stride r: used as they are when r = s, strided Slice when r < s,
+   bilinear Resize by r/s when r > s (never a resize to full resolution).
 3. Centre NMS on the grid: MaxPool kernel ``2*ceil((nms_kernel//2)/s) + 1``, keep cells equal
    to the pooled value and > center_threshold, TopK with constant K = min(top_k, cells)
    (ties -> lower index); slots past the last centre are invalid (score 0).
-4. Every cell joins the valid centre nearest to (i + dy/s, j + dx/s) in float32 squared
-   distance (ArgMin, ties -> lowest slot; invalid slots sit at +inf); none valid -> 0.
+4. Every cell joins the valid centre nearest to (i + dy/s, j + dx/s): one batched MatMul
+   of (ty, tx, 1) with (-2cy, -2cx, cy^2 + cx^2) (the squared distance less |t|^2, grid
+   coordinates from the middle cell; invalid slots (0, 0, 1e30)), then ArgMin over slots
+   (ties -> lowest slot); none valid -> 0. Cells x slots elements pass through memory
+   twice instead of six times as with explicit differences.
 5. Votes = one-hot(instance)^T . one-hot(thing class) as one batched MatMul on the grid;
    class = ArgMax (ties -> lowest), area = cells * s^2; keep when it has a thing cell and
    area >= min_instance_area (else id 0, score 0); ids are slot + 1.
@@ -21,9 +26,11 @@ module's docstring for the full algorithm; tests compare the two, eager and expo
 
 Only ops that onnx-tensorrt parses for TensorRT 8.5 and 10.x: ArgMax/ArgMin, ReduceMax,
 ReduceSum, Exp, Slice, MaxPool (no indices), TopK (constant K), Gather, GatherElements, MatMul,
-Equal/Greater/Less/And, Where, Cast, Concat, Expand, Reshape, Squeeze; no loops, no NonZero,
-no ScatterND. All integer outputs are int32. The grouping distances stay in grid units, so
-the squared distances of nearby centres fit FP16.
+Transpose, Resize (linear, constant scales), Equal/Greater/Less/And, Where, Cast, Concat,
+Expand, Reshape, Squeeze; no loops, no NonZero,
+no ScatterND. All integer outputs are int32. The grouping distances are squared grid
+coordinates (up to ~1e5 on a 2048-wide network), which FP16 cannot hold: TensorRT builds
+keep the ``/postprocess/`` layers in FP32 (``engine_builder.POSTPROCESS_LAYERS``).
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ from torch import nn
 import torch.nn.functional as F
 
 from .manifest import PostprocessSettings
+from .models.layers import upsample
 from .postprocess import (
     check_grid_size,
     grid_nms_kernel,
+    INVALID_CENTER_DISTANCE,
     num_center_slots,
     validate_settings,
 )
@@ -55,12 +64,15 @@ class FusedPostprocess(nn.Module):
         void_id: Class id of void in the panoptic map.
         panoptic: False makes ``forward`` return only semantic and confidence.
         height, width: Network input size H, W (multiples of ``grouping_stride``).
+        instance_stride: Stride r of the centre / offset maps the network hands over
+            ((B, 1, H/r, W/r) and (B, 2, H/r, W/r)); one of r and the grouping stride must
+            divide the other.
     """
 
     def __init__(self, num_classes: int, thing_ids: Sequence[int],
                  settings: Optional[PostprocessSettings] = None, label_divisor: int = 1000,
                  void_id: int = 255, panoptic: bool = True, *, height: int,
-                 width: int) -> None:
+                 width: int, instance_stride: int = 1) -> None:
         super().__init__()
         settings = settings or PostprocessSettings()
         validate_settings(settings, num_classes, thing_ids, label_divisor, void_id)
@@ -80,13 +92,21 @@ class FusedPostprocess(nn.Module):
         if not panoptic:
             return
         check_grid_size(height, width, self.stride)
+        check_grid_size(height, width, instance_stride)
+        bigger, smaller = max(instance_stride, self.stride), min(instance_stride, self.stride)
+        if instance_stride < 1 or bigger % smaller:
+            raise ValueError(f'instance_stride {instance_stride} and grouping_stride '
+                             f'{self.stride}: one must divide the other')
+        self.instance_stride = instance_stride
         grid_height, grid_width = height // self.stride, width // self.stride
         self.grid_height, self.grid_width = grid_height, grid_width
         self.nms_kernel = grid_nms_kernel(settings.nms_kernel, self.stride)
         self.slots = num_center_slots(settings.top_k, grid_height, grid_width)
-        grid_y, grid_x = torch.meshgrid(torch.arange(grid_height, dtype=torch.float32),
-                                        torch.arange(grid_width, dtype=torch.float32),
-                                        indexing='ij')
+        # Grid coordinates from the middle cell, as in postprocess.group_pixels.
+        grid_y, grid_x = torch.meshgrid(
+            torch.arange(grid_height, dtype=torch.float32) - float(grid_height // 2),
+            torch.arange(grid_width, dtype=torch.float32) - float(grid_width // 2),
+            indexing='ij')
         # Lookup tables are int32, not bool: Gather of bool data is not portable to TensorRT.
         is_thing = torch.zeros(num_classes, dtype=torch.int32)
         is_thing[things] = 1
@@ -112,8 +132,8 @@ class FusedPostprocess(nn.Module):
 
         Args:
             semantic_logits: float (B, C, H, W).
-            center: float (B, 1, H, W) heatmap (panoptic only).
-            offset: float (B, 2, H, W) (dy, dx) in network pixels (panoptic only).
+            center: float (B, 1, H/r, W/r) heatmap, r = ``instance_stride`` (panoptic only).
+            offset: float (B, 2, H/r, W/r) (dy, dx) in network pixels (panoptic only).
             center_threshold: float (1,) run-time threshold; None uses the settings' value.
 
         Returns:
@@ -140,11 +160,13 @@ class FusedPostprocess(nn.Module):
         if center is None or offset is None:
             raise ValueError('a panoptic FusedPostprocess needs center and offset heads')
         batch = logits.shape[0]
-        if checking and (tuple(center.shape) != (batch, 1, self.height, self.width)
-                         or tuple(offset.shape) != (batch, 2, self.height, self.width)):
+        head_size = (self.height // self.instance_stride, self.width // self.instance_stride)
+        if checking and (tuple(center.shape) != (batch, 1) + head_size
+                         or tuple(offset.shape) != (batch, 2) + head_size):
             raise ValueError(
-                f'center {tuple(center.shape)} must be (B, 1, H, W) and offset '
-                f'{tuple(offset.shape)} must be (B, 2, H, W) matching the logits')
+                f'center {tuple(center.shape)} must be (B, 1, {head_size[0]}, {head_size[1]}) '
+                f'and offset {tuple(offset.shape)} (B, 2, {head_size[0]}, {head_size[1]}): '
+                f'the network size / instance_stride {self.instance_stride}')
         if center_threshold is None:
             threshold = torch.full((1,), self.default_threshold, dtype=torch.float32,
                                    device=logits.device)
@@ -161,15 +183,19 @@ class FusedPostprocess(nn.Module):
         stride, start = self.stride, self.stride // 2
         cells = self.grid_height * self.grid_width
         grid_semantic = semantic[:, start::stride, start::stride].reshape(batch, cells)
-        heat = center[:, :, start::stride, start::stride]
-        grid_offset = offset[:, :, start::stride, start::stride].reshape(batch, 2, cells)
+        heat = self._heads_to_grid(center)
+        grid_offset = self._heads_to_grid(offset).reshape(batch, 2, cells)
 
         scores, valid, center_y, center_x = self._find_centers(heat, threshold)
-        target_y = self.grid_y + grid_offset[:, 0] / float(stride)
-        target_x = self.grid_x + grid_offset[:, 1] / float(stride)
-        delta_y = target_y.unsqueeze(2) - center_y.unsqueeze(1)
-        delta_x = target_x.unsqueeze(2) - center_x.unsqueeze(1)
-        distance = delta_y * delta_y + delta_x * delta_x
+        # (B, 3, cells) rows (ty, tx, 1) and (B, 3, K) columns (-2cy, -2cx, |c|^2).
+        # The ones row is derived from the data: expand() of a constant adds Shape ops.
+        targets = torch.cat([self.grid_y + grid_offset[:, :1] / float(stride),
+                             self.grid_x + grid_offset[:, 1:] / float(stride),
+                             grid_offset[:, :1] * 0.0 + 1.0], dim=1)
+        centers = torch.stack([center_y * -2.0, center_x * -2.0,
+                               torch.where(valid, center_y * center_y + center_x * center_x,
+                                           INVALID_CENTER_DISTANCE)], dim=1)
+        distance = torch.matmul(targets.transpose(1, 2), centers)  # (B, cells, K)
         nearest = torch.argmin(distance, dim=2).to(torch.int32) + 1
         assignment = torch.where(valid[:, :1], nearest, 0)
 
@@ -210,9 +236,19 @@ class FusedPostprocess(nn.Module):
             instance_score = torch.cat([instance_score, unused], dim=1)
         return merged, confidence, instance, panoptic, instance_score
 
+    def _heads_to_grid(self, maps: torch.Tensor) -> torch.Tensor:
+        """(B, c, H/r, W/r) at the instance stride -> (B, c, H/s, W/s) on the grouping grid."""
+        if self.instance_stride == self.stride:
+            return maps
+        if self.instance_stride < self.stride:
+            step = self.stride // self.instance_stride
+            return maps[:, :, step // 2::step, step // 2::step]
+        return upsample(maps, self.instance_stride // self.stride)
+
     def _find_centers(self, heat: torch.Tensor, threshold: torch.Tensor
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, 1, h, w) grid heatmap -> scores, valid, y, x, each (B, K); invalid y, x = +inf."""
+        """(B, 1, h, w) grid heatmap -> scores, valid, y, x, each (B, K) (y, x from the
+        middle cell; 0 where invalid)."""
         batch = heat.shape[0]
         pooled = F.max_pool2d(heat, self.nms_kernel, stride=1, padding=self.nms_kernel // 2)
         keep = (heat == pooled) & (heat > threshold)
@@ -226,8 +262,8 @@ class FusedPostprocess(nn.Module):
             scores, index = torch.sort(masked, dim=1, descending=True, stable=True)
             scores, index = scores[:, :self.slots], index[:, :self.slots]
         valid = scores > threshold
-        center_y = torch.where(valid, self.grid_y[index], float('inf'))
-        center_x = torch.where(valid, self.grid_x[index], float('inf'))
+        center_y = torch.where(valid, self.grid_y[index], 0.0)
+        center_x = torch.where(valid, self.grid_x[index], 0.0)
         return scores, valid, center_y, center_x
 
     def _thing_pixels(self, semantic: torch.Tensor, best: torch.Tensor) -> torch.Tensor:

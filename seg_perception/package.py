@@ -121,6 +121,32 @@ def load_state_dict_into(network, state: Dict[str, Any], source: str) -> None:
     network.load_state_dict(state, strict=True)
 
 
+def load_matching_tensors(network, state: Dict[str, Any], source: str) -> Dict[str, int]:
+    """Copy every tensor of ``state`` whose name and shape match one of ``network``'s.
+
+    For fine-tuning across a head change (the rest of the network starts where ``state``
+    left it, the changed layers at their fresh initialisation).
+
+    Returns:
+        Counts: ``loaded``, ``kept`` (network tensors left as they were), ``ignored``
+        (tensors of ``state`` with no match).
+
+    Raises:
+        PackageError: Fewer than half of the network's tensors match: the wrong
+            architecture, not a head change.
+    """
+    own = network.state_dict()
+    matching = {k: v for k, v in state.items()
+                if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if 2 * len(matching) < len(own):
+        raise PackageError(
+            f"weights {source} match only {len(matching)} of the network's {len(own)} "
+            'tensors by name and shape: another architecture, not a changed head')
+    network.load_state_dict(matching, strict=False)
+    return {'loaded': len(matching), 'kept': len(own) - len(matching),
+            'ignored': len(state) - len(matching)}
+
+
 def load_torch_network(package_dir: str, manifest: ModelManifest, device='cpu'):
     """Build the package's registered architecture and load its ``weights.pt``.
 

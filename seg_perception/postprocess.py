@@ -9,11 +9,15 @@ Panoptic-DeepLab post-processing, as done here and in the graph (``s`` = groupin
 
 1. ``semantic`` = argmax of the logits over classes (ties -> lowest class index);
    ``confidence`` = largest softmax probability, computed as ``1 / sum(exp(l - max(l)))``.
-2. The grouping grid: grid cell ``(i, j)`` samples network pixel ``(s*i + s//2, s*j + s//2)``
-   (strided slicing of the full-resolution semantic map, centre heatmap and offsets) and
-   covers network pixels ``[s*i, s*i + s) x [s*j, s*j + s)``. H and W must be multiples of
-   ``s``. Everything up to step 5 runs on this (H/s, W/s) grid, which keeps the cost of the
-   panoptic steps a small fraction of the network's.
+2. The grouping grid: grid cell ``(i, j)`` covers network pixels
+   ``[s*i, s*i + s) x [s*j, s*j + s)`` and samples the full-resolution semantic map at pixel
+   ``(s*i + s//2, s*j + s//2)`` (strided slicing). H and W must be multiples of ``s``. The
+   centre heatmap and offsets come at the network's ``instance_stride`` r (H/r x W/r) and
+   are brought to the grid by ``heads_to_grid``: r = s as they are, r < s by strided
+   sampling at ``k//2::k`` (k = s/r; for r = 1 the same pixels as the semantic map), r > s
+   by bilinear upsampling by r/s (half-pixel centres, as ONNX ``Resize``). Everything up
+   to step 5 runs on this (H/s, W/s) grid, which keeps the cost of the panoptic steps a
+   small fraction of the network's.
 3. Centre NMS on the grid: max-pool the heatmap with kernel ``2*ceil((nms_kernel//2)/s) + 1``
    (the paper's kernel radius in network pixels, rounded up to grid cells), stride 1, same
    padding (padding never wins). A centre is a cell equal to its pooled value and strictly
@@ -21,9 +25,14 @@ Panoptic-DeepLab post-processing, as done here and in the graph (``s`` = groupin
    taken in descending score order (ties -> lower flat index first); slots past the last
    centre are invalid and score 0.
 4. Grouping: cell ``(i, j)`` with offset ``(dy, dx)`` (network pixels) points at
-   ``(i + dy/s, j + dx/s)`` in grid units; it joins the valid centre with the smallest
-   ``(ty - cy)*(ty - cy) + (tx - cx)*(tx - cx)`` in float32 (ties -> lowest slot). Without
-   any valid centre it joins none (0). Every cell is grouped; only thing cells vote.
+   ``(ty, tx) = (i + dy/s, j + dx/s)`` in grid units; it joins the valid centre
+   ``(cy, cx)`` nearest to that point (ties -> lowest slot). Without any valid centre it
+   joins none (0). Every cell is grouped; only thing cells vote. The squared distance
+   drops the term ``ty^2 + tx^2``, which is the same for every centre, so all cells times
+   all slots take one matrix product of ``(ty, tx, 1)`` with ``(-2 cy, -2 cx,
+   cy^2 + cx^2)``, in float32, coordinates taken from the grid's middle cell
+   ``(h//2, w//2)`` (smaller magnitudes, less rounding); invalid slots get
+   ``(0, 0, INVALID_CENTER_DISTANCE)``.
 5. Vote: instance ``k`` (slot ``k-1``) counts the grid cells assigned to it per thing class;
    its class is the most frequent (ties -> lowest class id), its area is
    ``cells * s * s``. An instance is kept when it has at least one thing cell and
@@ -49,6 +58,9 @@ from .manifest import PostprocessSettings
 
 #: TensorRT's TopK layer needs a constant K below this.
 MAX_TOP_K = 3840
+#: Grouping distance of an invalid centre slot: finite (no inf * 0 in the matrix product),
+#: far above any real squared distance on a grid.
+INVALID_CENTER_DISTANCE = 1e30
 
 
 @dataclass
@@ -164,6 +176,49 @@ def to_grid(array: np.ndarray, stride: int) -> np.ndarray:
     return array[..., start::stride, start::stride]
 
 
+def upsample_bilinear(array: np.ndarray, factor: int) -> np.ndarray:
+    """Bilinear upsampling of float (..., h, w) by an integer factor, half-pixel centres.
+
+    The same as ONNX ``Resize`` (linear, ``half_pixel``) and torch's ``interpolate``
+    (``align_corners=False``): output pixel ``o`` reads source ``(o + 0.5) / factor - 0.5``,
+    clamped to the border. Returns float32 (..., h * factor, w * factor).
+    """
+    result = np.asarray(array, dtype=np.float32)
+    for axis in (-1, -2):  # along rows first, as torch and ONNX Runtime do
+        size = result.shape[axis]
+        source = (np.arange(size * factor, dtype=np.float32) + np.float32(0.5)) \
+            / np.float32(factor) - np.float32(0.5)
+        source = np.maximum(source, np.float32(0))
+        low = np.minimum(np.floor(source).astype(np.int64), size - 1)
+        high = np.minimum(low + 1, size - 1)
+        weight = (source - low).astype(np.float32)
+        shape = [1] * result.ndim
+        shape[axis] = weight.size
+        weight = weight.reshape(shape)
+        result = (np.take(result, low, axis=axis) * (np.float32(1) - weight)
+                  + np.take(result, high, axis=axis) * weight).astype(np.float32)
+    return result
+
+
+def heads_to_grid(array: np.ndarray, head_stride: int, grid_stride: int) -> np.ndarray:
+    """Centre heatmap or offsets (..., H/r, W/r) at head stride r -> the grid (..., H/s, W/s).
+
+    r = s: unchanged; r < s: strided sampling ``[k//2::k]`` with k = s/r; r > s: bilinear
+    upsampling by r/s (``upsample_bilinear``). One of r, s must divide the other.
+    """
+    if head_stride == grid_stride:
+        return np.asarray(array)
+    if head_stride < grid_stride:
+        if grid_stride % head_stride:
+            raise ValueError(f'grouping_stride {grid_stride} is not a multiple of the '
+                             f'instance stride {head_stride}')
+        return to_grid(array, grid_stride // head_stride)
+    if head_stride % grid_stride:
+        raise ValueError(f'instance stride {head_stride} is not a multiple of '
+                         f'grouping_stride {grid_stride}')
+    return upsample_bilinear(array, head_stride // grid_stride)
+
+
 def from_grid(array: np.ndarray, stride: int) -> np.ndarray:
     """Nearest upsampling of (..., h, w) to (..., h*s, w*s): each cell repeated s x s."""
     return np.repeat(np.repeat(array, stride, axis=-2), stride, axis=-1)
@@ -256,13 +311,16 @@ def group_pixels(offset: np.ndarray, centers: Centers, stride: int) -> np.ndarra
     if count == 0:
         return np.zeros((height, width), dtype=np.int32)
     step = np.float32(stride)
-    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32),
-                                 np.arange(width, dtype=np.float32), indexing='ij')
+    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32) - np.float32(height // 2),
+                                 np.arange(width, dtype=np.float32) - np.float32(width // 2),
+                                 indexing='ij')
     target_y = (grid_y + offset[0] / step).reshape(-1, 1)
     target_x = (grid_x + offset[1] / step).reshape(-1, 1)
-    delta_y = target_y - centers.y[:count].astype(np.float32)
-    delta_x = target_x - centers.x[:count].astype(np.float32)
-    distance = delta_y * delta_y + delta_x * delta_x
+    center_y = (centers.y[:count] - height // 2).astype(np.float32)
+    center_x = (centers.x[:count] - width // 2).astype(np.float32)
+    # |t - c|^2 - |t|^2, summed in the graph's order: (ty * -2cy + tx * -2cx) + 1 * |c|^2.
+    distance = (target_y * (np.float32(-2) * center_y) + target_x * (np.float32(-2) * center_x)
+                + (center_y * center_y + center_x * center_x))
     nearest = np.argmin(distance, axis=1).astype(np.int32) + 1
     return nearest.reshape(height, width)
 
@@ -331,8 +389,9 @@ def panoptic_from_heads(semantic_logits: np.ndarray, center: np.ndarray, offset:
 
     Args:
         semantic_logits: float (C, H, W).
-        center: float (H, W) or (1, H, W) centre heatmap.
-        offset: float (2, H, W) (dy, dx) in network pixels towards the instance centre.
+        center: float (H/r, W/r) or (1, H/r, W/r) centre heatmap at the network's
+            ``instance_stride`` r (inferred from the shapes; 1 = full resolution).
+        offset: float (2, H/r, W/r) (dy, dx) in network pixels towards the instance centre.
         thing_ids: Thing class ids.
         settings: Post-processing settings (defaults when None).
         center_threshold: Overrides ``settings.center_threshold`` when given.
@@ -349,10 +408,13 @@ def panoptic_from_heads(semantic_logits: np.ndarray, center: np.ndarray, offset:
     heat = np.asarray(center, dtype=np.float32)
     heat = heat[0] if heat.ndim == 3 and heat.shape[0] == 1 else heat
     offset = np.asarray(offset, dtype=np.float32)
-    if heat.shape != (height, width) or offset.shape != (2, height, width):
+    if heat.ndim != 2:
+        raise ValueError(f'center must be (h, w) or (1, h, w), got shape {np.shape(center)}')
+    head_stride = instance_stride_of(height, width, heat.shape)
+    if offset.shape != (2,) + heat.shape:
         raise ValueError(
-            f'center {np.shape(center)} must be ({height}, {width}) and offset '
-            f'{np.shape(offset)} must be (2, {height}, {width}) to match the logits')
+            f'offset {np.shape(offset)} must be (2, {heat.shape[0]}, {heat.shape[1]}) to '
+            f'match the centre heatmap {np.shape(center)}')
     validate_settings(settings, num_classes, thing_ids, label_divisor, void_id)
     stride = settings.grouping_stride
     check_grid_size(height, width, stride)
@@ -360,10 +422,10 @@ def panoptic_from_heads(semantic_logits: np.ndarray, center: np.ndarray, offset:
 
     semantic, confidence = semantic_from_logits(logits)
     grid_semantic = to_grid(semantic, stride)
-    centers = find_centers(to_grid(heat, stride), threshold,
+    centers = find_centers(heads_to_grid(heat, head_stride, stride), threshold,
                            grid_nms_kernel(settings.nms_kernel, stride), settings.top_k)
     slots = centers.valid.size
-    assignment = group_pixels(to_grid(offset, stride), centers, stride)
+    assignment = group_pixels(heads_to_grid(offset, head_stride, stride), centers, stride)
     classes, cells = vote_instance_classes(assignment, grid_semantic, thing_ids, slots)
     keep = centers.valid & (cells >= 1) & (cells * stride * stride >= settings.min_instance_area)
     instance_table = np.concatenate([[0], np.where(keep, np.arange(1, slots + 1), 0)])
@@ -381,6 +443,17 @@ def panoptic_from_heads(semantic_logits: np.ndarray, center: np.ndarray, offset:
     scores[:slots] = np.where(keep, centers.score, np.float32(0))
     return PanopticOutput(semantic=merged, confidence=confidence, instance=instance,
                           panoptic=panoptic, instance_score=scores)
+
+
+def instance_stride_of(height: int, width: int, head_shape: Sequence[int]) -> int:
+    """The integer r with ``head_shape[-2:] == (height / r, width / r)``, else ``ValueError``."""
+    head_height, head_width = (int(v) for v in tuple(head_shape)[-2:])
+    if head_height < 1 or head_width < 1 or height % head_height or width % head_width \
+            or height // head_height != width // head_width:
+        raise ValueError(
+            f'instance outputs of size {head_width}x{head_height} are not the network size '
+            f'{width}x{height} divided by one integer stride')
+    return height // head_height
 
 
 def instances_from_connected_components(semantic: np.ndarray, thing_ids: Sequence[int],

@@ -58,6 +58,8 @@ class TrainConfig:
             (memory-mapped) instead of being drawn again every epoch; empty: no cache.
         init_weights: Start from these weights (a ``.pt`` state dict, a checkpoint or a model
             package directory such as a zoo model) instead of random initialisation.
+        init_partial: With ``init_weights``: load only the tensors whose names and shapes
+            match (e.g. after a head change) and log how many; at least half must match.
         max_minutes: Stop after the epoch during which this much time has passed, then
             validate and export as after the last epoch (0: no limit).
     """
@@ -89,6 +91,7 @@ class TrainConfig:
     frame_cache: str = ''
     max_minutes: float = 0.0
     init_weights: str = ''
+    init_partial: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -249,8 +252,9 @@ def panoptic_deeplab_loss(outputs, batch, config: TrainConfig, void_id: int):
     """Weighted, hard-pixel-mined cross-entropy + weighted centre MSE + weighted offset L1.
 
     Args:
-        outputs: Network dict: ``semantic`` (N,C,H,W), optionally ``center`` (N,1,H,W) and
-            ``offset`` (N,2,H,W).
+        outputs: Network dict: ``semantic`` (N,C,H,W), optionally ``center`` (N,1,H/r,W/r)
+            and ``offset`` (N,2,H/r,W/r) at the network's instance stride r, upsampled
+            bilinearly to the (N,H,W) targets here.
         batch: Targets as produced by ``TrainingSamples`` (tensors on the same device).
 
     Returns:
@@ -258,6 +262,9 @@ def panoptic_deeplab_loss(outputs, batch, config: TrainConfig, void_id: int):
     """
     import torch
     import torch.nn.functional as functional
+
+    from .models.heads import upsample_instance_outputs
+    outputs = upsample_instance_outputs(outputs, *batch['semantic'].shape[-2:])
     pixel_loss = functional.cross_entropy(outputs['semantic'].float(), batch['semantic'],
                                           ignore_index=void_id, reduction='none')
     pixel_loss = (pixel_loss * batch['semantic_weights']).flatten()
@@ -407,9 +414,15 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     return state
 
 
-def _load_initial_weights(network, source: str) -> None:
-    """Load a state dict (FP16 or FP32) from a ``.pt`` file or a model package directory."""
-    from .package import load_state_dict_into, read_state_dict, resolve_package_dir
+def _load_initial_weights(network, source: str, partial: bool = False, log=print) -> None:
+    """Load a state dict (FP16 or FP32) from a ``.pt`` file or a model package directory
+    (every tensor, or with ``partial`` the matching ones)."""
+    from .package import (
+        load_matching_tensors,
+        load_state_dict_into,
+        read_state_dict,
+        resolve_package_dir,
+    )
     path = source
     if os.path.isdir(source):
         manifest = ModelManifest.load(resolve_package_dir(source))
@@ -418,7 +431,12 @@ def _load_initial_weights(network, source: str) -> None:
         path = os.path.join(source, manifest.weights_file)
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in read_state_dict(path).items()}
-    load_state_dict_into(network, state, path)
+    if partial:
+        counts = load_matching_tensors(network, state, path)
+        log(f'loaded {counts["loaded"]} tensors from {path}; {counts["kept"]} keep their '
+            f'initialisation, {counts["ignored"]} of the file matched nothing')
+    else:
+        load_state_dict_into(network, state, path)
 
 
 def train(config: TrainConfig, out_dir: str, resume: bool = False,
@@ -457,7 +475,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
                                   weight_decay=config.weight_decay)
     start_epoch, history = 0, []
     if config.init_weights and not resume:
-        _load_initial_weights(network, config.init_weights)
+        _load_initial_weights(network, config.init_weights, config.init_partial, log)
         log(f'initialised weights from {config.init_weights}')
     if resume:
         state = load_checkpoint(checkpoint_path)

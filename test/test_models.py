@@ -14,7 +14,7 @@ from seg_perception.models.complexity import (
     count_parameters,
     format_markdown,
 )
-from seg_perception.models.heads import InstanceHead
+from seg_perception.models.heads import InstanceHead, upsample_instance_outputs
 
 HEIGHT, WIDTH = 64, 128
 NUM_CLASSES = 5
@@ -58,7 +58,8 @@ def test_forward_contract_and_determinism(name, panoptic):
         expected.update(center=1, offset=2)
     assert set(first) == set(expected)
     for key, channels in expected.items():
-        assert first[key].shape == (2, channels, HEIGHT, WIDTH), key
+        stride = 1 if key == 'semantic' else model.instance_stride
+        assert first[key].shape == (2, channels, HEIGHT // stride, WIDTH // stride), key
         assert first[key].dtype == torch.float32, key
         assert torch.isfinite(first[key]).all(), key
         assert torch.equal(first[key], second[key]), f'{key} differs between two eval passes'
@@ -114,18 +115,44 @@ def test_shipped_deeplabv3plus_mobilenetv3_fits_the_size_budget():
     assert count_parameters(model) <= 5_000_000
 
 
-def test_instance_head_offsets_are_in_input_pixels():
+def test_instance_head_stays_at_feature_stride_with_offsets_in_input_pixels():
     head = InstanceHead(in_channels=4, stride=4).eval()
-    final_offset_conv = head.offset[-1]
-    nn.init.zeros_(final_offset_conv.weight)
+    nn.init.zeros_(head.predict.weight)
     with torch.no_grad():
-        final_offset_conv.bias.copy_(torch.tensor([1.5, -2.0]))
+        head.predict.bias.copy_(torch.tensor([0.25, 1.5, -2.0]))
         outputs = head(torch.randn(1, 4, 3, 5))
-    assert outputs['center'].shape == (1, 1, 12, 20)
-    assert outputs['offset'].shape == (1, 2, 12, 20)
+    assert outputs['center'].shape == (1, 1, 3, 5)
+    assert outputs['offset'].shape == (1, 2, 3, 5)
+    assert torch.allclose(outputs['center'], torch.full((1, 1, 3, 5), 0.25))
     # 1.5 / -2 feature-map pixels are 6 / -8 input pixels at stride 4.
-    assert torch.allclose(outputs['offset'][0, 0], torch.full((12, 20), 6.0))
-    assert torch.allclose(outputs['offset'][0, 1], torch.full((12, 20), -8.0))
+    assert torch.allclose(outputs['offset'][0, 0], torch.full((3, 5), 6.0))
+    assert torch.allclose(outputs['offset'][0, 1], torch.full((3, 5), -8.0))
+    upsampled = upsample_instance_outputs(outputs, 12, 20)
+    assert upsampled['center'].shape == (1, 1, 12, 20)
+    assert torch.allclose(upsampled['offset'][0, 1], torch.full((12, 20), -8.0))
+    with pytest.raises(ValueError, match='not an integer downscale'):
+        upsample_instance_outputs(outputs, 12, 21)
+
+
+def test_prelu_is_exported_as_depthwise_convolutions_with_the_same_function():
+    from seg_perception.models.layers import DepthwisePReLU, export_activations
+    torch.manual_seed(0)
+    model = build_model('enet', num_classes=NUM_CLASSES).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.PReLU):
+                module.weight.uniform_(-0.5, 1.5)  # slopes outside [0, 1] too
+    rewritten = export_activations(model)
+    assert rewritten is not model
+    assert not any(isinstance(m, nn.PReLU) for m in rewritten.modules())
+    assert sum(isinstance(m, DepthwisePReLU) for m in rewritten.modules()) == \
+        sum(isinstance(m, nn.PReLU) for m in model.modules()) > 60
+    images = torch.randn(1, 3, HEIGHT, WIDTH)
+    with torch.no_grad():
+        expected, actual = model(images)['semantic'], rewritten(images)['semantic']
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+    plain = build_model('unet', num_classes=NUM_CLASSES)
+    assert export_activations(plain) is plain  # nothing to rewrite, nothing copied
 
 
 @pytest.mark.parametrize('name', ['enet', 'pspnet_resnet18', 'deeplabv3plus_mobilenetv3'])

@@ -11,7 +11,7 @@ from seg_perception import SegmentationResult, Segmenter
 from seg_perception.benchmark import format_report, run_benchmark
 from seg_perception.cli import main as cli_main
 from seg_perception.manifest import ManifestError
-from seg_perception.preprocess import resize_nearest
+from seg_perception.preprocess import resize_interpolation, resize_nearest
 from seg_perception.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 torch = pytest.importorskip('torch')
@@ -86,8 +86,9 @@ def test_network_resolution_is_the_graph_output(panoptic):
         np.testing.assert_array_equal(getattr(full, name),
                                       resize_nearest(getattr(small, name), (333, 517)))
     # Same pixels as the backend itself, so nothing is lost between graph and result.
+    interpolation = resize_interpolation(image.shape[:2], (HEIGHT, WIDTH))
     buffer = np.ascontiguousarray(
-        cv2.resize(image, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
+        cv2.resize(image, (WIDTH, HEIGHT), interpolation=interpolation)
         .transpose(2, 0, 1)[None].astype(np.float32))
     raw = panoptic.backend.run(buffer, panoptic.manifest.postprocess.center_threshold)
     np.testing.assert_array_equal(small.panoptic, raw['panoptic'][0])

@@ -107,6 +107,28 @@ def test_init_weights_from_a_package_starts_from_its_weights(trained, tmp_path):
         train(tiny_config(init_weights=str(tmp_path / 'nope.pt')), out, log=lambda *_: None)
 
 
+def test_init_partial_loads_what_matches_after_a_head_change(trained, tmp_path):
+    """A semantic ENet's weights start a panoptic ENet: all but the new instance head."""
+    from seg_perception.models import build_model
+    from seg_perception.package import PackageError
+    from seg_perception.train import _load_initial_weights
+    semantic = build_model('enet', num_classes=19, panoptic=False)
+    path = str(tmp_path / 'semantic.pt')
+    torch.save(semantic.state_dict(), path)
+    panoptic = build_model('enet', num_classes=19, panoptic=True)
+    fresh_head = {k: v.clone() for k, v in panoptic.state_dict().items() if 'instance' in k}
+    messages = []
+    _load_initial_weights(panoptic, path, partial=True, log=messages.append)
+    loaded = panoptic.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in semantic.state_dict().items())
+    assert all(torch.equal(loaded[k], v) for k, v in fresh_head.items())
+    assert f'{len(fresh_head)} keep their initialisation' in messages[0]
+    with pytest.raises(PackageError, match='do not fit'):  # strict without partial
+        _load_initial_weights(build_model('enet', num_classes=19, panoptic=True), path)
+    with pytest.raises(PackageError, match='another architecture'):
+        _load_initial_weights(build_model('unet', num_classes=19), path, partial=True)
+
+
 def test_crop_trains_on_smaller_crops_and_exports_the_network_size(tmp_path):
     from seg_perception.labels import cityscapes
     from seg_perception.manifest import ModelManifest

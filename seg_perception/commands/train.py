@@ -48,6 +48,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--init-weights', default='', metavar='PATH',
                         help='start from these weights: a .pt state dict, a checkpoint, or a '
                         'model package / zoo model directory (fine-tuning)')
+    parser.add_argument('--init-partial', action='store_true',
+                        help='with --init-weights: load only the tensors whose names and shapes '
+                        'match (after a head change); at least half must match')
     parser.add_argument('--resume', action='store_true',
                         help='continue from OUT/checkpoints/last.pt')
 
@@ -61,6 +64,9 @@ def main(args) -> int:
             return 2
     if not 0.0 < args.hard_pixel_ratio <= 1.0:
         print('error: --hard-pixel-ratio must be in (0, 1]', file=sys.stderr)
+        return 2
+    if args.init_partial and not args.init_weights:
+        print('error: --init-partial needs --init-weights', file=sys.stderr)
         return 2
     crop_width = crop_height = 0
     if args.crop:
@@ -77,6 +83,7 @@ def main(args) -> int:
         hard_pixel_ratio=args.hard_pixel_ratio, small_instance_area=args.small_instance_area,
         min_scale=args.min_scale, max_scale=args.max_scale,
         max_minutes=args.max_minutes, init_weights=args.init_weights,
+        init_partial=args.init_partial,
         crop_height=crop_height, crop_width=crop_width,
         frame_cache='' if args.frame_cache is None else (
             args.frame_cache or os.path.join(args.out, 'frame_cache')))

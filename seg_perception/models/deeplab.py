@@ -70,8 +70,8 @@ class DeepLabV3Plus(nn.Module):
     """DeepLabv3 (``decoder=False``) or DeepLabv3+ (``decoder=True``).
 
     forward: float (N, 3, H, W), H and W multiples of ``size_divisor`` (32) -> dict as in
-    ``registry``: ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H, W), ``offset``
-    (N, 2, H, W)].
+    ``registry``: ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H/r, W/r), ``offset``
+    (N, 2, H/r, W/r), r = ``instance_stride``: 4 with the decoder, else 16].
 
     Args:
         backbone: ``mobilenetv3``, ``resnet18`` or ``resnet50``.
@@ -107,6 +107,7 @@ class DeepLabV3Plus(nn.Module):
                                              conv_bn_act(aspp_channels, aspp_channels, 3))
         self.heads = SegmentationHeads(aspp_channels, num_classes, stride=4 if decoder else 16,
                                        panoptic=panoptic)
+        self.instance_stride = self.heads.stride
 
     def forward(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
         check_input(images, self.size_divisor, type(self).__name__)

@@ -30,8 +30,10 @@ broadcast ``Mul`` of one input channel with a (1, extra, 1, 1) zero constant: no
 the channel axis (not every TensorRT version pads that axis) and no folded activation-sized
 constant bloating the ONNX file.
 
-Panoptic: the centre / offset branches (``heads.InstanceHead``) read the stage-5 features
-(16 channels, stride 2); the semantic logits come from the paper's full conv.
+Panoptic: the centre / offset head (``heads.InstanceHead``) reads the stage-4 decoder
+features (64 channels, stride 4), the resolution of the post-processing's grouping grid, so
+its outputs need no resampling in the graph; the semantic logits come from stage 5 and the
+paper's full conv.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from .layers import upsample
 from .registry import register_model
 
 SIZE_DIVISOR = 8
+#: Decoder layers of stage 4 (upsampling to stride 4 + two regular bottlenecks).
+STAGE_4_LAYERS = 3
 
 
 def _activation(channels: int, use_prelu: bool) -> nn.Module:
@@ -165,7 +169,7 @@ class ENet(nn.Module):
     """ENet.
 
     forward: float (N, 3, H, W), H and W multiples of 8 -> dict as in ``registry``:
-    ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H, W), ``offset`` (N, 2, H, W)].
+    ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H/4, W/4), ``offset`` (N, 2, H/4, W/4)].
     """
 
     size_divisor = SIZE_DIVISOR
@@ -192,14 +196,15 @@ class ENet(nn.Module):
             Bottleneck(16, use_prelu=False),
         )
         self.full_conv = nn.ConvTranspose2d(16, num_classes, 2, stride=2)
-        self.instance = InstanceHead(16, stride=2, head_channels=16) if panoptic else None
+        self.instance = InstanceHead(64, stride=4, head_channels=16) if panoptic else None
+        self.instance_stride = 4
 
     def forward(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
         check_input(images, self.size_divisor, type(self).__name__)
-        features = self.decoder(self.encoder(images))
-        outputs = {'semantic': self.full_conv(features)}
+        stage_4 = self.decoder[:STAGE_4_LAYERS](self.encoder(images))
+        outputs = {'semantic': self.full_conv(self.decoder[STAGE_4_LAYERS:](stage_4))}
         if self.instance is not None:
-            outputs.update(self.instance(features))
+            outputs.update(self.instance(stage_4))
         return outputs
 
 

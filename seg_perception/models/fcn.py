@@ -26,7 +26,8 @@ class FCN(nn.Module):
     """FCN on a ResNet.
 
     forward: float (N, 3, H, W), H and W multiples of 32 -> dict as in ``registry``:
-    ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H, W), ``offset`` (N, 2, H, W)].
+    ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H/16, W/16), ``offset``
+    (N, 2, H/16, W/16)] (``instance_stride`` 16).
     """
 
     size_divisor = SIZE_DIVISOR
@@ -42,6 +43,7 @@ class FCN(nn.Module):
         self.head = conv_bn_act(self.encoder.out_channels, head_channels, 3)
         self.heads = SegmentationHeads(head_channels, num_classes, stride=OUTPUT_STRIDE,
                                        panoptic=panoptic, dropout=0.1)
+        self.instance_stride = self.heads.stride
 
     def forward(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
         check_input(images, self.size_divisor, type(self).__name__)

@@ -104,3 +104,47 @@ class SqueezeExcite(nn.Module):
         weights = features.mean(dim=(2, 3), keepdim=True)
         weights = F.hardsigmoid(self.expand(F.relu(self.reduce(weights))))
         return features * weights
+
+
+class DepthwisePReLU(nn.Module):
+    """PReLU rewritten for export: ``(1 - a) * relu(x) + a * x`` as two 1x1 depthwise convs.
+
+    The same function as ``nn.PReLU`` (up to float rounding), built from ops that ONNX
+    Runtime's CPU layout optimiser keeps in its blocked (NCHWc) format and fuses (Conv, Relu,
+    Add). Its ``PRelu`` kernel is neither: in ENet it was a quarter of the run time plus the
+    layout reorders around each of its 67 activations. Used only in exported graphs
+    (``export_activations``); training and the torch backend run ``nn.PReLU``.
+
+    (N, C, H, W) -> (N, C, H, W).
+    """
+
+    def __init__(self, prelu: nn.PReLU) -> None:
+        super().__init__()
+        slopes = prelu.weight.detach().reshape(-1)
+        channels = slopes.numel()
+        self.negative = nn.Conv2d(channels, channels, 1, groups=channels, bias=False)
+        self.positive = nn.Conv2d(channels, channels, 1, groups=channels, bias=False)
+        with torch.no_grad():
+            self.negative.weight.copy_(slopes.view(channels, 1, 1, 1))
+            self.positive.weight.copy_((1.0 - slopes).view(channels, 1, 1, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.positive(F.relu(features)) + self.negative(features)
+
+
+def export_activations(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with every per-channel ``nn.PReLU`` as ``DepthwisePReLU``.
+
+    The original is untouched; a module without per-channel PReLU comes back as it is.
+    """
+    import copy
+    if not any(isinstance(m, nn.PReLU) and m.num_parameters > 1 for m in module.modules()):
+        return module
+    rewritten = copy.deepcopy(module)
+    for parent in rewritten.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.PReLU) and child.num_parameters > 1:
+                replacement = DepthwisePReLU(child).to(child.weight.device, child.weight.dtype)
+                setattr(parent, name, replacement)
+    return rewritten
+

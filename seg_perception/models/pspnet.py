@@ -66,7 +66,8 @@ class PSPNet(nn.Module):
     """PSPNet on a ResNet (output stride 8), heads at stride 8.
 
     forward: float (N, 3, H, W), H and W multiples of 64 -> dict as in ``registry``:
-    ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H, W), ``offset`` (N, 2, H, W)].
+    ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H/8, W/8), ``offset`` (N, 2, H/8, W/8)]
+    (``instance_stride`` 8).
     """
 
     size_divisor = SIZE_DIVISOR
@@ -82,6 +83,7 @@ class PSPNet(nn.Module):
         self.pyramid = PyramidPooling(self.encoder.out_channels, channels)
         self.heads = SegmentationHeads(channels, num_classes, stride=OUTPUT_STRIDE,
                                        panoptic=panoptic, dropout=0.1)
+        self.instance_stride = self.heads.stride
 
     def forward(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
         check_input(images, self.size_divisor, type(self).__name__)

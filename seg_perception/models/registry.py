@@ -5,13 +5,16 @@ Every builder returns a ``torch.nn.Module`` with this contract::
     forward(x: float32 (N, 3, H, W), normalised with the manifest's mean/std)
       -> dict
          'semantic': (N, num_classes, H, W) logits at input resolution
-         'center':   (N, 1, H, W) instance centre heatmap (regressed, no sigmoid)
+         'center':   (N, 1, H/r, W/r) instance centre heatmap (regressed, no sigmoid)
                      -- only when built with panoptic=True
-         'offset':   (N, 2, H, W) (dy, dx) in input pixels from each pixel to its
-                     instance centre -- only when built with panoptic=True
+         'offset':   (N, 2, H/r, W/r) (dy, dx) in input pixels from each location to
+                     its instance centre -- only when built with panoptic=True
 
-H and W must be multiples of the builder's ``size_divisor``. The module attributes
-``num_classes``, ``panoptic`` and ``size_divisor`` describe it.
+r is the module's ``instance_stride`` (a power of two): the instance outputs stay at the
+resolution of the features they are computed from; the fused post-processing samples them
+on its grouping grid and training upsamples them for the losses. H and W must be multiples
+of the builder's ``size_divisor``. The module attributes ``num_classes``, ``panoptic``,
+``size_divisor`` and ``instance_stride`` describe it.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ class UNet(nn.Module):
     """U-Net.
 
     forward: float (N, 3, H, W), H and W multiples of 16 -> dict as in ``registry``:
-    ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H, W), ``offset`` (N, 2, H, W)].
+    ``semantic`` (N, C, H, W) [+ ``center`` (N, 1, H, W), ``offset`` (N, 2, H, W)]
+    (``instance_stride`` 1).
 
     Args:
         num_classes: Semantic classes.
@@ -63,6 +64,7 @@ class UNet(nn.Module):
             below = out_channels
         self.up = nn.ModuleList(up)
         self.heads = SegmentationHeads(below, num_classes, stride=1, panoptic=panoptic)
+        self.instance_stride = self.heads.stride
 
     def forward(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
         check_input(images, self.size_divisor, type(self).__name__)
