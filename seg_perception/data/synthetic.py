@@ -244,24 +244,17 @@ def _compact_instances(raw: np.ndarray, classes: List[int]
         ``(instance, infos)``: (H, W) int32 compact ids and their :class:`InstanceInfo`.
     """
     count = len(classes)
-    ys, xs = np.nonzero(raw)
-    ids = raw[ys, xs]
-    areas = np.bincount(ids, minlength=count + 1)
+    raw = np.ascontiguousarray(raw, dtype=np.int32)
+    areas = np.bincount(raw.ravel(), minlength=count + 1)
     visible = np.flatnonzero(areas[1:]) + 1
     lut = np.zeros(count + 1, dtype=np.int32)
     lut[visible] = np.arange(1, len(visible) + 1, dtype=np.int32)
-    rows_present = np.zeros((count + 1, raw.shape[0]), dtype=bool)
-    cols_present = np.zeros((count + 1, raw.shape[1]), dtype=bool)
-    rows_present[ids, ys] = True
-    cols_present[ids, xs] = True
     infos = []
     for old in visible:
-        rows = np.flatnonzero(rows_present[old])
-        cols = np.flatnonzero(cols_present[old])
+        # OpenCV's compare + boundingRect: two passes in C per instance, no index arrays.
+        x, y, w, h = cv2.boundingRect(cv2.compare(raw, int(old), cv2.CMP_EQ))
         infos.append(InstanceInfo(id=int(lut[old]), train_id=int(classes[old - 1]),
-                                  bbox=(int(cols[0]), int(rows[0]), int(cols[-1]) + 1,
-                                        int(rows[-1]) + 1),
-                                  area=int(areas[old])))
+                                  bbox=(x, y, x + w, y + h), area=int(areas[old])))
     return lut[raw], infos
 
 

@@ -381,7 +381,8 @@ def _check_strongly_typed_request(trt: Any, network: Any, options: BuildOptions,
             f'TensorRT {trt.__version__} has no FP16 builder flag (strongly typed networks '
             f'only) and {onnx_path} is all FP32. Convert it first with NVIDIA ModelOpt '
             'AutoCast (modelopt.onnx.autocast.convert_to_mixed_precision, '
-            'low_precision_type="fp16", keep_io_types=True) and pass it with --onnx, or '
+            'low_precision_type="fp16", keep_io_types=True, nodes_to_exclude='
+            '["/postprocess/.*"]: the grouping needs FP32) and pass it with --onnx, or '
             'build with --precision fp32')
 
 
