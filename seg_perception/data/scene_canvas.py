@@ -35,7 +35,8 @@ class Canvas:
         camera: The frame's camera.
         image: (H, W, 3) float32 linear-ish RGB in 0..255.
         semantic: (H, W) uint8 train ids, 255 where nothing labelled was drawn.
-        instance: (H, W) int32 instance ids, 0 on stuff.
+        instance: (H, W) uint16 instance ids as drawn, 0 on stuff (half the bytes of int32
+            for every fill; the finished frame's ids are compacted into int32).
         shade: None, or (H, W) float32 light factor applied when the image is finished (cast
             shadows on the ground); later labelled fills reset it to 1 so objects drawn over
             a shadow are not darkened.
@@ -51,7 +52,7 @@ class Canvas:
         shape = (camera.height, camera.width)
         self.image = np.zeros(shape + (3,), dtype=np.float32)
         self.semantic = np.full(shape, void_id, dtype=np.uint8)
-        self.instance = np.zeros(shape, dtype=np.int32)
+        self.instance = np.zeros(shape, dtype=np.uint16)
         self.shade: Optional[np.ndarray] = None
         self.things_drawn = False
         self.haze_color = np.asarray(haze_color, dtype=np.float32)

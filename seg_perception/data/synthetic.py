@@ -237,14 +237,15 @@ def _compact_instances(raw: np.ndarray, classes: List[int]
     """Renumber the visible instances 1..N (hidden ones leave no id) and measure them.
 
     Args:
-        raw: (H, W) int32 ids as drawn (0 = none, i = ``classes[i - 1]``).
+        raw: (H, W) unsigned ids as drawn (0 = none, i = ``classes[i - 1]``).
         classes: Train id of each drawn id.
 
     Returns:
         ``(instance, infos)``: (H, W) int32 compact ids and their :class:`InstanceInfo`.
     """
     count = len(classes)
-    raw = np.ascontiguousarray(raw, dtype=np.int32)
+    if count >= np.iinfo(raw.dtype).max:
+        raise ValueError(f'{count} instances do not fit the {raw.dtype} instance canvas')
     areas = np.bincount(raw.ravel(), minlength=count + 1)
     visible = np.flatnonzero(areas[1:]) + 1
     lut = np.zeros(count + 1, dtype=np.int32)
