@@ -51,6 +51,11 @@ class TrainConfig:
         center_loss_weight, offset_loss_weight: Panoptic-DeepLab's 200 and 0.01.
         small_instance_area, small_instance_weight: Up-weighting of small instances.
         min_scale, max_scale: Random scale augmentation range.
+        class_balanced_crops: Chance that a training crop is placed over a class drawn
+            uniformly from those in the frame (see ``AugmentConfig.class_balanced_crop``).
+        mixed_precision: ``auto`` (bfloat16 autocast on CUDA, and on CPUs with native
+            bfloat16 units such as AMX or AVX512-BF16; float32 elsewhere), ``bf16`` or
+            ``off``. Losses, optimiser state and exported weights stay float32.
         crop_height, crop_width: Training crop size (0: the network size). Smaller crops of
             the full-size frames keep object scale and cut the cost per sample (CPU
             fine-tuning); validation and export stay at the network size.
@@ -86,6 +91,8 @@ class TrainConfig:
     small_instance_weight: float = 3.0
     min_scale: float = 0.75
     max_scale: float = 1.5
+    class_balanced_crops: float = 0.0
+    mixed_precision: str = 'auto'
     crop_height: int = 0
     crop_width: int = 0
     frame_cache: str = ''
@@ -222,7 +229,7 @@ class TrainingSamples:
             crop_height=config.crop_height or config.height,
             crop_width=config.crop_width or config.width,
             min_scale=config.min_scale, max_scale=config.max_scale,
-            void_id=label_set.void_id)
+            void_id=label_set.void_id, class_balanced_crop=config.class_balanced_crops)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -302,6 +309,22 @@ def resolve_device(device: str) -> str:
     if device == 'cuda' and not torch.cuda.is_available():
         raise TrainingError('device cuda was asked for but torch sees no CUDA GPU')
     return device
+
+
+def use_bfloat16_autocast(mixed_precision: str, device: str) -> bool:
+    """Whether training runs the network under bfloat16 autocast (see ``TrainConfig``)."""
+    import torch
+    if mixed_precision not in ('auto', 'bf16', 'off'):
+        raise TrainingError(f'mixed_precision {mixed_precision!r} is not one of auto, bf16, off')
+    if mixed_precision != 'auto':
+        return mixed_precision == 'bf16'
+    if device == 'cuda':
+        return True
+    # Without native bfloat16 units the CPU emulates it and training gets slower, not faster.
+    return bool(torch.backends.mkldnn.is_available()
+                and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+                and (torch.cpu._is_amx_tile_supported()
+                     or torch.cpu._is_avx512_bf16_supported()))
 
 
 def make_manifest(config: TrainConfig, label_set: LabelSet) -> ModelManifest:
@@ -463,6 +486,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         raise TrainingError(f'data {config.data!r} is neither "synthetic" nor a directory')
     label_set = cityscapes()
     device = resolve_device(config.device)
+    use_amp = use_bfloat16_autocast(config.mixed_precision, device)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed % (2 ** 32))
     os.makedirs(os.path.join(out_dir, 'checkpoints'), exist_ok=True)
@@ -505,8 +529,8 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
     mean = torch.tensor([255.0 * m for m in manifest.mean], device=device).view(1, 3, 1, 1)
     scale = torch.tensor([1.0 / (255.0 * s) for s in manifest.std], device=device)
     scale = scale.view(1, 3, 1, 1)
-    use_amp = device == 'cuda'
-    log(f'training {config.model} ({config.task}) on {device}: {len(samples)} frames/epoch, '
+    log(f'training {config.model} ({config.task}) on {device}'
+        f'{" with bfloat16 autocast" if use_amp else ""}: {len(samples)} frames/epoch, '
         f'{config.epochs} epochs, batch {config.batch_size}, {total_steps} iterations')
 
     validation = None
@@ -540,7 +564,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
                 group['lr'] = lr
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             images = (batch['image'].float() - mean) * scale
-            with torch.autocast(device_type='cuda', dtype=torch.bfloat16, enabled=use_amp):
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_amp):
                 outputs = network(images)
             loss, parts = panoptic_deeplab_loss(outputs, batch, config, label_set.void_id)
             optimizer.zero_grad(set_to_none=True)

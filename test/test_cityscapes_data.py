@@ -325,7 +325,38 @@ def test_color_jitter_changes_colour_only_within_range():
     np.testing.assert_array_equal(unchanged, image)
 
 
+def test_class_balanced_crops_find_a_rare_class():
+    semantic = np.zeros((100, 200), dtype=np.uint8)
+    semantic[95:98, 190:193] = 18  # a 3x3 bicycle in a corner of a road
+    semantic[:5, :] = 255  # void is never the class a crop is placed over
+    instance = np.where(semantic == 18, 7, 0).astype(np.int32)
+    image = cityscapes().palette[np.where(semantic == 255, 0, semantic)].copy()
+
+    def crops_with_bicycle(probability):
+        config = AugmentConfig(crop_height=20, crop_width=20, min_scale=1, max_scale=1,
+                               flip_probability=0, brightness=0, contrast=0, saturation=0,
+                               hue=0, class_balanced_crop=probability)
+        found = 0
+        for seed in range(200):
+            out_image, out_semantic, out_instance = augment(
+                image, semantic, instance, np.random.default_rng(seed), config)
+            bicycle = out_semantic == 18
+            np.testing.assert_array_equal(out_instance[bicycle], 7)
+            np.testing.assert_array_equal(out_image[bicycle],
+                                          np.broadcast_to(cityscapes().palette[18], (
+                                              int(bicycle.sum()), 3)))
+            found += bool(bicycle.any())
+        return found
+
+    # Uniform windows hit the corner ~1 % of the time; class-uniform ones half the time
+    # (two classes present: road and bicycle).
+    assert crops_with_bicycle(0.0) <= 10
+    assert 70 <= crops_with_bicycle(1.0) <= 130
+
+
 def test_augment_config_rejects_bad_values():
+    with pytest.raises(ValueError, match='class_balanced_crop'):
+        AugmentConfig(crop_height=8, crop_width=8, class_balanced_crop=1.5)
     with pytest.raises(ValueError, match='scale range'):
         AugmentConfig(crop_height=8, crop_width=8, min_scale=2, max_scale=1)
     with pytest.raises(ValueError, match='crop size'):

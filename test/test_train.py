@@ -87,6 +87,8 @@ def test_corrupt_checkpoint_is_named(tmp_path):
     ({'height': 60}, 'not a multiple of 8'),
     ({'task': 'depth'}, 'semantic, panoptic'),
     ({'data': '/nonexistent/cityscapes'}, 'neither "synthetic" nor a directory'),
+    ({'mixed_precision': 'fp8'}, 'auto, bf16, off'),
+    ({'class_balanced_crops': 2.0}, 'class_balanced_crop'),
 ])
 def test_bad_options_are_refused(tmp_path, overrides, message):
     with pytest.raises(Exception, match=message):
@@ -142,3 +144,26 @@ def test_crop_trains_on_smaller_crops_and_exports_the_network_size(tmp_path):
     assert (manifest.input_height, manifest.input_width) == (64, 128)
     with pytest.raises(TrainingError, match='crop 60x32 is not a multiple of 8'):
         train(tiny_config(crop_height=32, crop_width=60), str(tmp_path), log=lambda *_: None)
+
+
+def test_bfloat16_autocast_choice():
+    from seg_perception.train import use_bfloat16_autocast
+    assert use_bfloat16_autocast('bf16', 'cpu') and not use_bfloat16_autocast('off', 'cuda')
+    assert use_bfloat16_autocast('auto', 'cuda')
+    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    assert use_bfloat16_autocast('auto', 'cpu') == (
+        native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def test_bfloat16_training_with_class_balanced_crops_learns(tmp_path):
+    """A few bfloat16 steps on class-balanced crops lower the loss and keep float32 weights."""
+    config = tiny_config(epochs=3, train_frames=4, mixed_precision='bf16',
+                         class_balanced_crops=1.0, lr=5e-3, val_every=10)
+    logs = []
+    train(config, str(tmp_path), log=logs.append)
+    assert any('bfloat16 autocast' in line for line in logs)
+    with open(os.path.join(tmp_path, 'training_log.csv')) as stream:
+        losses = [float(row['loss']) for row in csv.DictReader(stream)]
+    assert losses[-1] < losses[0]
+    state = load_checkpoint(os.path.join(tmp_path, 'checkpoints', 'last.pt'))['model']
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())

@@ -39,6 +39,15 @@ def add_arguments(parser) -> None:
     parser.add_argument('--small-instance-area', type=int, default=defaults.small_instance_area)
     parser.add_argument('--min-scale', type=float, default=defaults.min_scale)
     parser.add_argument('--max-scale', type=float, default=defaults.max_scale)
+    parser.add_argument('--class-balanced-crops', type=float,
+                        default=defaults.class_balanced_crops, metavar='P',
+                        help='chance that a crop is placed over a class drawn uniformly from '
+                        'those in the frame, so rare classes are seen often (default '
+                        '%(default)s)')
+    parser.add_argument('--mixed-precision', choices=('auto', 'bf16', 'off'),
+                        default=defaults.mixed_precision,
+                        help='bfloat16 autocast: auto = on CUDA and on CPUs with native '
+                        'bfloat16 (AMX / AVX512-BF16) (default %(default)s)')
     parser.add_argument('--frame-cache', nargs='?', const='', default=None, metavar='DIR',
                         help='generate the synthetic training frames once into DIR '
                         '(default OUT/frame_cache; fast GPU training) instead of every epoch')
@@ -65,6 +74,9 @@ def main(args) -> int:
     if not 0.0 < args.hard_pixel_ratio <= 1.0:
         print('error: --hard-pixel-ratio must be in (0, 1]', file=sys.stderr)
         return 2
+    if not 0.0 <= args.class_balanced_crops <= 1.0:
+        print('error: --class-balanced-crops must be in [0, 1]', file=sys.stderr)
+        return 2
     if args.init_partial and not args.init_weights:
         print('error: --init-partial needs --init-weights', file=sys.stderr)
         return 2
@@ -82,6 +94,7 @@ def main(args) -> int:
         seed=args.seed, workers=args.workers, device=args.device,
         hard_pixel_ratio=args.hard_pixel_ratio, small_instance_area=args.small_instance_area,
         min_scale=args.min_scale, max_scale=args.max_scale,
+        class_balanced_crops=args.class_balanced_crops, mixed_precision=args.mixed_precision,
         max_minutes=args.max_minutes, init_weights=args.init_weights,
         init_partial=args.init_partial,
         crop_height=crop_height, crop_width=crop_width,

@@ -1,10 +1,12 @@
 """Training augmentation applied identically to an image and its label maps (numpy / OpenCV).
 
-Random scale, crop to a fixed size (padding with image 0, label void, instance 0),
-horizontal flip and colour jitter, all drawn from a caller-supplied ``np.random.Generator``
-so a run is reproducible. Label maps are resampled by exact nearest neighbour on pixel
-centres (the same grid as the image's bilinear resize), so labels stay on their pixels.
-Compute the Panoptic-DeepLab targets after this, on the crop.
+Random scale, crop to a fixed size (padding with image 0, label void, instance 0; with
+some probability the window is placed over a class drawn uniformly from those in the frame,
+so rare classes are seen as often as common ones), horizontal flip and colour jitter, all
+drawn from a caller-supplied ``np.random.Generator`` so a run is reproducible. Label maps are
+resampled by exact nearest neighbour on pixel centres (the same grid as the image's bilinear
+resize), so labels stay on their pixels. Compute the Panoptic-DeepLab targets after this, on
+the crop.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class AugmentConfig:
         brightness, contrast, saturation: Factors drawn uniformly from [1 - v, 1 + v].
         hue: Hue shift drawn uniformly from [-hue, hue], as a fraction of the colour circle.
         void_id: Label value written into padding.
+        class_balanced_crop: Chance that the crop window is placed to contain a pixel of a
+            class drawn uniformly from the classes present in the frame (void excluded),
+            instead of anywhere (class-uniform sampling: thin and rare classes such as
+            bicycles and traffic lights get as many crops as roads).
     """
 
     crop_height: int
@@ -40,6 +46,7 @@ class AugmentConfig:
     saturation: float = 0.25
     hue: float = 0.05
     void_id: int = VOID_ID
+    class_balanced_crop: float = 0.0
 
     def __post_init__(self) -> None:
         if self.crop_height <= 0 or self.crop_width <= 0:
@@ -55,6 +62,8 @@ class AugmentConfig:
                 raise ValueError(f'{name} {getattr(self, name)} must be in [0, 1)')
         if not 0 <= self.hue <= 0.5:
             raise ValueError(f'hue {self.hue} must be in [0, 0.5]')
+        if not 0 <= self.class_balanced_crop <= 1:
+            raise ValueError(f'class_balanced_crop {self.class_balanced_crop} is not in 0..1')
 
 
 def _check_maps(image: np.ndarray, *labels: np.ndarray) -> None:
@@ -87,9 +96,15 @@ def random_scale(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
 
 
 def random_crop(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
-                rng: np.random.Generator, height: int, width: int, void_id: int = VOID_ID
+                rng: np.random.Generator, height: int, width: int, void_id: int = VOID_ID,
+                class_balanced: float = 0.0
                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pad (bottom / right) to at least (height, width), then crop a random window."""
+    """Pad (bottom / right) to at least (height, width), then crop a window.
+
+    The window is uniformly random, or with probability ``class_balanced`` placed at random
+    among the windows that contain one random pixel of a class drawn uniformly from the
+    non-void classes in ``semantic``.
+    """
     pad_bottom = max(height - image.shape[0], 0)
     pad_right = max(width - image.shape[1], 0)
     if pad_bottom or pad_right:
@@ -97,10 +112,34 @@ def random_crop(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
         image = np.pad(image, pads + ((0, 0),), constant_values=0)
         semantic = np.pad(semantic, pads, constant_values=void_id)
         instance = np.pad(instance, pads, constant_values=0)
-    top = int(rng.integers(0, image.shape[0] - height + 1))
-    left = int(rng.integers(0, image.shape[1] - width + 1))
+    top_range = (0, image.shape[0] - height)
+    left_range = (0, image.shape[1] - width)
+    if class_balanced > 0 and rng.random() < class_balanced:
+        top_range, left_range = _windows_over_random_class(semantic, rng, height, width,
+                                                           void_id, top_range, left_range)
+    top = int(rng.integers(top_range[0], top_range[1] + 1))
+    left = int(rng.integers(left_range[0], left_range[1] + 1))
     window = (slice(top, top + height), slice(left, left + width))
     return image[window], semantic[window], instance[window]
+
+
+def _windows_over_random_class(semantic: np.ndarray, rng: np.random.Generator, height: int,
+                               width: int, void_id: int, top_range: Tuple[int, int],
+                               left_range: Tuple[int, int]
+                               ) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """Ranges of crop corners (inclusive) whose window holds one pixel of a random class."""
+    counts = np.bincount(semantic.ravel(), minlength=void_id + 1)
+    counts[void_id] = 0
+    present = np.flatnonzero(counts)
+    if present.size == 0:
+        return top_range, left_range
+    chosen = present[int(rng.integers(present.size))]
+    pick = int(rng.integers(counts[chosen]))
+    flat = np.flatnonzero(semantic.ravel() == chosen)[pick]
+    row, col = divmod(int(flat), semantic.shape[1])
+    tops = (max(top_range[0], row - height + 1), min(top_range[1], row))
+    lefts = (max(left_range[0], col - width + 1), min(left_range[1], col))
+    return tops, lefts
 
 
 def random_flip(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
@@ -160,7 +199,7 @@ def augment(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
                                              config.min_scale, config.max_scale)
     image, semantic, instance = random_crop(image, semantic, instance, rng,
                                             config.crop_height, config.crop_width,
-                                            config.void_id)
+                                            config.void_id, config.class_balanced_crop)
     image, semantic, instance = random_flip(image, semantic, instance, rng,
                                             config.flip_probability)
     image = color_jitter(np.ascontiguousarray(image), rng, config.brightness, config.contrast,
