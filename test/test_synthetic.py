@@ -237,3 +237,47 @@ def test_synth_command_rejects_bad_arguments(tmp_path, capsys, argv, message):
     assert status == 2
     assert message in capsys.readouterr().err
     assert not os.listdir(tmp_path)
+
+
+# ----------------------------------------------------------------------------- the canvas
+
+def _square(x0, y0, x1, y1):
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+
+
+def test_canvas_label_map_carries_class_instance_and_shadow():
+    """One 16-bit fill per labelled polygon: class, instance and the end of a cast shadow."""
+    from seg_perception.data.scene_camera import Camera
+    from seg_perception.data.scene_canvas import Canvas, semantic_from_codes
+    camera = Camera(width=64, height=32, focal=60.0, cx=32.0, cy=16.0, mount_height=1.5,
+                    lateral=0.0, pitch=0.0, yaw=0.0)
+    canvas = Canvas(camera, haze_color=(200, 200, 200), visibility=300.0)
+    canvas.fill_pixels([_square(0, 16, 64, 32)], (90, 90, 90), TrainId.ROAD)
+    # A shadow over the whole ground (world quad in front of the camera).
+    canvas.shadow_world([np.array([[-50.0, 0.0, 0.6], [50.0, 0.0, 0.6], [50.0, 0.0, 80.0],
+                                   [-50.0, 0.0, 80.0]])], 0.5)
+    canvas.fill_pixels([_square(4, 18, 12, 26)], (20, 30, 200), TrainId.CAR, instance=3)
+    canvas.label_polygon(_square(40, 18, 48, 26), TrainId.FENCE)  # see-through: still shaded
+    canvas.fill_pixels([_square(50, 18, 56, 26)], (0, 200, 0), TrainId.WALL)  # ends it
+    canvas.fill_pixels([_square(6, 20, 9, 24)], (255, 0, 0))  # image only
+    codes = canvas.texture_codes()
+    semantic = semantic_from_codes(codes)
+    assert semantic[0, 0] == 255 and semantic[30, 30] == TrainId.ROAD
+    assert semantic[22, 8] == TrainId.CAR and semantic[22, 44] == TrainId.FENCE
+    assert semantic[22, 52] == TrainId.WALL
+    shaded = codes != semantic
+    assert shaded[30, 30] and shaded[22, 44]  # road and the fence over it stay in shadow
+    assert not shaded[22, 8] and not shaded[22, 52] and not shaded[0, 0]
+    ids, boxes, areas = canvas.measure_instances()
+    # OpenCV's rasteriser includes both ends: columns 4..12, rows 18..26.
+    assert ids == [3] and boxes == [(4, 18, 13, 27)] and areas == [81]
+    instance = canvas.instance_map(ids)
+    assert instance.dtype == np.int32 and set(np.unique(instance)) == {0, 1}
+    assert int((instance == 1).sum()) == 81 and (semantic[instance == 1] == TrainId.CAR).all()
+    np.testing.assert_allclose(canvas.image[22, 7], (255, 0, 0))  # no label change
+    with pytest.raises(ValueError, match='at most 255 things'):
+        canvas.fill_pixels([_square(0, 0, 4, 4)], (1, 1, 1), TrainId.PERSON, instance=256)
+    with pytest.raises(ValueError, match='drawn as class'):
+        canvas.fill_pixels([_square(0, 0, 4, 4)], (1, 1, 1), TrainId.PERSON, instance=3)
+    with pytest.raises(RuntimeError, match='before drawing things'):
+        canvas.shadow_world([], 0.5)

@@ -64,7 +64,7 @@ def draw_sky(canvas: Canvas, rng: np.random.Generator, zenith: Color, horizon: C
     rows = int(min(max(math.ceil(cam.horizon_row) + 2, 1), h))
     sky = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     canvas.image[:rows] = sky[:rows]
-    canvas.semantic[:rows] = TrainId.SKY
+    canvas.label_rows(rows, TrainId.SKY)
 
 
 #: Depth bands (metres) the ground is drawn in, so each band gets its own haze.
@@ -364,8 +364,8 @@ def _draw_fence(canvas: Canvas, rng: np.random.Generator, x: float, sign: int, z
         uv, depth = canvas.camera.project(panel)
     mesh = rng.random() < 0.5
     # Label the whole panel; the image gets a semi-transparent mesh or nothing between bars.
-    _label_polygon(canvas, uv, TrainId.FENCE, blend=(canvas.hazed(color, depth.mean()), 0.45)
-                   if mesh else None)
+    canvas.label_polygon(uv, TrainId.FENCE, blend=(canvas.hazed(color, depth.mean()), 0.45)
+                         if mesh else None)
     bar_spacing = rng.uniform(1.8, 2.6) if mesh else rng.uniform(0.1, 0.22)
     bar_width = 0.08 if mesh else bar_spacing * rng.uniform(0.3, 0.6)
     bars = []
@@ -376,31 +376,6 @@ def _draw_fence(canvas: Canvas, rng: np.random.Generator, x: float, sign: int, z
         bars.append(np.array([[x, y0, z0], [x, y0 + 0.06, z0], [x, y0 + 0.06, z1],
                               [x, y0, z1]]))
     canvas.fill_world(bars, color, TrainId.FENCE)
-
-
-def _label_polygon(canvas: Canvas, uv: np.ndarray, label: int, blend=None) -> None:
-    """Label a pixel polygon without painting it, optionally blending a colour over it."""
-    points = np.round(np.clip(uv, -1e5, 1e5) * 16).astype(np.int32)
-    if blend is None:
-        cv2.fillConvexPoly(canvas.semantic, points, int(label), cv2.LINE_8, 4)
-        cv2.fillConvexPoly(canvas.instance, points, 0, cv2.LINE_8, 4)
-        return
-    h, w = canvas.semantic.shape
-    col0 = int(max(np.floor(uv[:, 0].min()), 0))
-    col1 = int(min(np.ceil(uv[:, 0].max()) + 1, w))
-    row0 = int(max(np.floor(uv[:, 1].min()), 0))
-    row1 = int(min(np.ceil(uv[:, 1].max()) + 1, h))
-    if col1 <= col0 or row1 <= row0:
-        return
-    mask = np.zeros((row1 - row0, col1 - col0), dtype=np.uint8)
-    offset = np.array([col0, row0]) * 16
-    cv2.fillConvexPoly(mask, points - offset, 1, cv2.LINE_8, 4)
-    inside = mask.astype(bool)
-    color, alpha = blend
-    region = canvas.image[row0:row1, col0:col1]
-    region[inside] += (np.asarray(color, dtype=np.float32) - region[inside]) * alpha
-    canvas.semantic[row0:row1, col0:col1][inside] = label
-    canvas.instance[row0:row1, col0:col1][inside] = 0
 
 
 def _draw_hedge(canvas: Canvas, rng: np.random.Generator, x: float, sign: int, z0: float,

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..labels import VOID_ID
 from .scene_camera import Camera
-from .scene_canvas import Canvas
+from .scene_canvas import Canvas, semantic_from_codes, SHADED_CODE_FLIP
 from .scene_layout import sample_layout, StreetLayout, TrainId
 from .scene_props import sample_park_trees, sample_props
 from .scene_stuff import (
@@ -142,10 +142,12 @@ class SceneGenerator:
         if rng.random() < 0.4:
             _draw_ego_hood(canvas, rng)
 
-        image = _finish_image(canvas, rng)
-        instance, instances = _compact_instances(canvas.instance, counter.classes)
-        return SyntheticFrame(image=image, semantic=canvas.semantic, instance=instance,
-                              instances=instances, seed=self.seed, index=index)
+        codes = canvas.texture_codes()
+        image = _finish_image(canvas, codes, rng)
+        instance, instances = _compact_instances(canvas, counter.classes)
+        return SyntheticFrame(image=image, semantic=semantic_from_codes(codes),
+                              instance=instance, instances=instances, seed=self.seed,
+                              index=index)
 
     def _sample_camera(self, rng: np.random.Generator) -> Camera:
         return Camera(
@@ -195,13 +197,17 @@ def _tiled_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     return np.tile(tile, reps)[row:row + height, col:col + width]
 
 
-def _finish_image(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
+def _finish_image(canvas: Canvas, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Texture, shadows, sensor noise, blur, exposure, white balance, gamma.
+
+    Args:
+        canvas: The drawn frame.
+        codes: (H, W) uint8 ``canvas.texture_codes()``: train id, flipped where shaded.
 
     Returns:
         (H, W, 3) uint8 RGB.
     """
-    h, w = canvas.semantic.shape
+    h, w = codes.shape
     fine_lut = np.full(256, 0.03, dtype=np.float32)
     blotch_lut = np.full(256, 0.03, dtype=np.float32)
     fine_lut[:19] = np.asarray(_FINE_TEXTURE, dtype=np.float32) * rng.uniform(0.6, 1.5)
@@ -210,12 +216,19 @@ def _finish_image(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
     fine = _noise(rng, h, w, grain) if grain > 1 else _tiled_noise(rng, h, w)
     blotch = _noise(rng, h, w, max(4, w // 128))
     fine_lut += rng.uniform(0.004, 0.03)  # sensor noise, on every class
-    factor = cv2.LUT(canvas.semantic, fine_lut) * fine
-    factor += cv2.LUT(canvas.semantic, blotch_lut) * blotch
+    shaded = np.arange(256) ^ SHADED_CODE_FLIP  # a shaded code's texture is its class's
+    fine_lut[shaded[:19]] = fine_lut[:19]
+    blotch_lut[shaded[:19]] = blotch_lut[:19]
+    factor = cv2.LUT(codes, fine_lut) * fine
+    factor += cv2.LUT(codes, blotch_lut) * blotch
     factor += 1.0
-    if canvas.shade is not None:
-        factor *= canvas.shade
-    canvas.image *= factor[:, :, None]
+    if canvas.shadow_factor is not None:
+        shade_lut = np.ones(256, dtype=np.float32)
+        shade_lut[shaded[:19]] = canvas.shadow_factor
+        shade_lut[shaded[255]] = canvas.shadow_factor
+        factor *= cv2.LUT(codes, shade_lut)
+    # One OpenCV pass: numpy broadcasts the (H, W, 1) factor over 3 channels element-wise.
+    cv2.multiply(canvas.image, cv2.merge((factor, factor, factor)), dst=canvas.image)
     image = cv2.convertScaleAbs(canvas.image)
 
     sigma = rng.uniform(0.2, 1.3) * w / 1024.0
@@ -232,31 +245,21 @@ def _finish_image(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
     return cv2.LUT(image, lut)
 
 
-def _compact_instances(raw: np.ndarray, classes: List[int]
+def _compact_instances(canvas: Canvas, classes: List[int]
                        ) -> Tuple[np.ndarray, List[InstanceInfo]]:
     """Renumber the visible instances 1..N (hidden ones leave no id) and measure them.
 
     Args:
-        raw: (H, W) unsigned ids as drawn (0 = none, i = ``classes[i - 1]``).
+        canvas: The drawn frame (instance ids as drawn: i is ``classes[i - 1]``).
         classes: Train id of each drawn id.
 
     Returns:
         ``(instance, infos)``: (H, W) int32 compact ids and their :class:`InstanceInfo`.
     """
-    count = len(classes)
-    if count >= np.iinfo(raw.dtype).max:
-        raise ValueError(f'{count} instances do not fit the {raw.dtype} instance canvas')
-    areas = np.bincount(raw.ravel(), minlength=count + 1)
-    visible = np.flatnonzero(areas[1:]) + 1
-    lut = np.zeros(count + 1, dtype=np.int32)
-    lut[visible] = np.arange(1, len(visible) + 1, dtype=np.int32)
-    infos = []
-    for old in visible:
-        # OpenCV's compare + boundingRect: two passes in C per instance, no index arrays.
-        x, y, w, h = cv2.boundingRect(cv2.compare(raw, int(old), cv2.CMP_EQ))
-        infos.append(InstanceInfo(id=int(lut[old]), train_id=int(classes[old - 1]),
-                                  bbox=(x, y, x + w, y + h), area=int(areas[old])))
-    return lut[raw], infos
+    visible, boxes, areas = canvas.measure_instances()
+    infos = [InstanceInfo(id=new, train_id=int(classes[old - 1]), bbox=box, area=area)
+             for new, (old, box, area) in enumerate(zip(visible, boxes, areas), start=1)]
+    return canvas.instance_map(visible), infos
 
 
 def thing_train_ids() -> Tuple[int, ...]:
