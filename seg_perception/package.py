@@ -148,7 +148,9 @@ def load_matching_tensors(network, state: Dict[str, Any], source: str) -> Dict[s
 
 
 def load_torch_network(package_dir: str, manifest: ModelManifest, device='cpu'):
-    """Build the package's registered architecture and load its ``weights.pt``.
+    """Build the package's registered architecture and load its ``weights.pt``, or, for a
+    package that ships only ONNX, the weights of its graph (``onnx_weights``, BatchNorm
+    folding undone for inference; needs the ``onnx`` package).
 
     Args:
         package_dir: Package directory.
@@ -159,15 +161,34 @@ def load_torch_network(package_dir: str, manifest: ModelManifest, device='cpu'):
         The network (FP32, eval mode) on ``device``.
 
     Raises:
-        PackageError: no weights file in the manifest, or a missing/corrupt/mismatched file.
+        PackageError: a missing/corrupt/mismatched weights file, or no weights file and an
+            ONNX graph that does not hold all the network's weights.
         UnknownModelError: the manifest names an architecture that is not registered.
     """
     from .models import build_model
-    if not manifest.weights_file:
-        raise PackageError(
-            f'model package {package_dir} has no torch weights (manifest weights_file is empty)')
     network = build_model(manifest.architecture, num_classes=manifest.label_set.num_classes,
                           panoptic=manifest.is_panoptic, **dict(manifest.architecture_kwargs))
+    if not manifest.weights_file:
+        _load_weights_from_graph(network, package_dir, manifest)
+        return network.to(device).eval()
     path = os.path.join(package_dir, manifest.weights_file)
     load_state_dict_into(network, read_state_dict(path), path)
     return network.to(device).eval()
+
+
+def _load_weights_from_graph(network, package_dir: str, manifest: ModelManifest) -> None:
+    try:
+        from .onnx_weights import load_weights_from_onnx, OnnxWeightsError
+    except ImportError as error:  # the onnx package
+        raise PackageError(f'model package {package_dir} has no torch weights file and reading '
+                           f'them from its ONNX graph needs {error.name}') from None
+    onnx_path = os.path.join(package_dir, manifest.onnx_file)
+    try:
+        result = load_weights_from_onnx(network, onnx_path)
+    except OnnxWeightsError as error:
+        raise PackageError(f'model package {package_dir} has no torch weights file and '
+                           f'{error}') from None
+    if result.fresh_tensors:
+        raise PackageError(
+            f'model package {package_dir} has no torch weights file and its ONNX graph holds '
+            f'only part of them ({result.fresh_tensors} tensors missing)')

@@ -437,9 +437,15 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     return state
 
 
-def _load_initial_weights(network, source: str, partial: bool = False, log=print) -> None:
+def _load_initial_weights(network, source: str, partial: bool = False, log=print,
+                          calibration_images=None) -> None:
     """Load a state dict (FP16 or FP32) from a ``.pt`` file or a model package directory
-    (every tensor, or with ``partial`` the matching ones)."""
+    (every tensor, or with ``partial`` the matching ones).
+
+    A package that ships no weights file gives its ONNX graph's weights instead
+    (``onnx_weights``; its BatchNorms are calibrated on ``calibration_images``, a float
+    (N, 3, H, W) normalised batch, or a callable returning one).
+    """
     from .package import (
         load_matching_tensors,
         load_state_dict_into,
@@ -448,9 +454,12 @@ def _load_initial_weights(network, source: str, partial: bool = False, log=print
     )
     path = source
     if os.path.isdir(source):
-        manifest = ModelManifest.load(resolve_package_dir(source))
+        package_dir = resolve_package_dir(source)
+        manifest = ModelManifest.load(package_dir)
         if not manifest.weights_file:
-            raise TrainingError(f'model package {source} ships no weights file to start from')
+            _load_weights_from_package_onnx(network, package_dir, manifest, partial, log,
+                                            calibration_images)
+            return
         path = os.path.join(source, manifest.weights_file)
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in read_state_dict(path).items()}
@@ -460,6 +469,44 @@ def _load_initial_weights(network, source: str, partial: bool = False, log=print
             f'initialisation, {counts["ignored"]} of the file matched nothing')
     else:
         load_state_dict_into(network, state, path)
+
+
+def _load_weights_from_package_onnx(network, package_dir: str, manifest: ModelManifest,
+                                    partial: bool, log, calibration_images) -> None:
+    from .onnx_weights import describe, load_weights_from_onnx, OnnxWeightsError
+    onnx_path = os.path.join(package_dir, manifest.onnx_file)
+    if calibration_images is None:
+        raise TrainingError(f'model package {package_dir} ships no weights file and no '
+                            'images were given to recover them from its ONNX graph')
+    images = calibration_images() if callable(calibration_images) else calibration_images
+    try:
+        result = load_weights_from_onnx(network, onnx_path, images)
+    except OnnxWeightsError as error:
+        raise TrainingError(str(error)) from None
+    if result.fresh_tensors and not partial:
+        raise TrainingError(
+            f'{onnx_path} gives weights to only part of the network ({result.fresh_tensors} '
+            'tensors would keep their initialisation): add --init-partial to start from it '
+            'anyway (after a head change)')
+    log(describe(result, onnx_path))
+
+
+def _check_config(config: TrainConfig, resume: bool) -> None:
+    """Refuse options that cannot work, before any data is drawn."""
+    from .models import get_model_spec
+    if config.task not in ('semantic', 'panoptic'):
+        raise TrainingError(f'task {config.task!r} is not one of semantic, panoptic')
+    spec = get_model_spec(config.model)
+    crop = (config.crop_height or config.height, config.crop_width or config.width)
+    for what, (height, width) in (('size', (config.height, config.width)), ('crop', crop)):
+        if height <= 0 or width <= 0 or height % spec.size_divisor \
+                or width % spec.size_divisor:
+            raise TrainingError(f'{what} {width}x{height} is not a multiple of '
+                                f'{spec.size_divisor}, which {config.model} needs')
+    if config.data != SYNTHETIC and not os.path.isdir(config.data):
+        raise TrainingError(f'data {config.data!r} is neither "synthetic" nor a directory')
+    if config.init_weights and not resume and not os.path.exists(config.init_weights):
+        raise TrainingError(f'initial weights file {config.init_weights} does not exist')
 
 
 def train(config: TrainConfig, out_dir: str, resume: bool = False,
@@ -472,18 +519,8 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
     import torch
 
     from .export import export_model_package
-    from .models import build_model, get_model_spec
-    if config.task not in ('semantic', 'panoptic'):
-        raise TrainingError(f'task {config.task!r} is not one of semantic, panoptic')
-    spec = get_model_spec(config.model)
-    crop = (config.crop_height or config.height, config.crop_width or config.width)
-    for what, (height, width) in (('size', (config.height, config.width)), ('crop', crop)):
-        if height <= 0 or width <= 0 or height % spec.size_divisor \
-                or width % spec.size_divisor:
-            raise TrainingError(f'{what} {width}x{height} is not a multiple of '
-                                f'{spec.size_divisor}, which {config.model} needs')
-    if config.data != SYNTHETIC and not os.path.isdir(config.data):
-        raise TrainingError(f'data {config.data!r} is neither "synthetic" nor a directory')
+    from .models import build_model
+    _check_config(config, resume)
     label_set = cityscapes()
     device = resolve_device(config.device)
     use_amp = use_bfloat16_autocast(config.mixed_precision, device)
@@ -498,9 +535,6 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     start_epoch, history = 0, []
-    if config.init_weights and not resume:
-        _load_initial_weights(network, config.init_weights, config.init_partial, log)
-        log(f'initialised weights from {config.init_weights}')
     if resume:
         state = load_checkpoint(checkpoint_path)
         saved = state['config']
@@ -529,6 +563,15 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
     mean = torch.tensor([255.0 * m for m in manifest.mean], device=device).view(1, 3, 1, 1)
     scale = torch.tensor([1.0 / (255.0 * s) for s in manifest.std], device=device)
     scale = scale.view(1, 3, 1, 1)
+    if config.init_weights and not resume:
+        def calibration_images():
+            count = min(len(samples), max(config.batch_size, 8))
+            images = np.stack([samples[index]['image'] for index in range(count)])
+            return (torch.from_numpy(images).to(device).float() - mean) * scale
+
+        _load_initial_weights(network, config.init_weights, config.init_partial, log,
+                              calibration_images)
+        log(f'initialised weights from {config.init_weights}')
     log(f'training {config.model} ({config.task}) on {device}'
         f'{" with bfloat16 autocast" if use_amp else ""}: {len(samples)} frames/epoch, '
         f'{config.epochs} epochs, batch {config.batch_size}, {total_steps} iterations')

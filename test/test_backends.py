@@ -246,8 +246,22 @@ def test_graph_that_does_not_match_its_manifest(packages):
         OnnxRuntimeBackend(wrong_size, package)
 
 
-def test_torch_backend_needs_weights(packages):
-    package = packages[('enet', 'semantic')]
+@pytest.mark.parametrize('key', [('enet', 'panoptic'), ('deeplabv3plus_mobilenetv3', 'panoptic')],
+                         ids=lambda k: '-'.join(k))
+def test_torch_backend_without_weights_file_runs_the_onnx_weights(packages, key, tmp_path):
+    """An ONNX-only package (the zoo's DeepLab): BatchNorm folding and PReLU rewriting undone."""
+    package = str(tmp_path / 'onnx_only')
+    shutil.copytree(packages[key], package)
+    os.remove(os.path.join(package, 'weights.pt'))
     manifest = dataclasses.replace(ModelManifest.load(package), weights_file=None)
-    with pytest.raises(BackendUnavailable, match='no torch weights'):
+    images = _images(manifest)
+    threshold = manifest.postprocess.center_threshold
+    reference = OnnxRuntimeBackend(manifest, package, threads=1).run(images, threshold)
+    ours = TorchBackend(manifest, package).run(images, threshold)
+    assert (ours['semantic'] == reference['semantic']).mean() >= 0.999
+    assert reference['instance'].max() > 0
+    assert _matched_fraction(reference['panoptic'], ours['panoptic']) >= 0.999
+    with open(os.path.join(package, 'model.onnx'), 'wb') as stream:
+        stream.write(b'not onnx')
+    with pytest.raises(BackendError, match='no torch weights file and .*not a readable ONNX'):
         TorchBackend(manifest, package)

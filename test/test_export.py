@@ -166,8 +166,10 @@ def test_bad_weights_files_give_clear_errors(exported_package, tmp_path):
     with pytest.raises(PackageError, match='does not exist'):
         load_torch_network(package_dir, manifest)
     no_weights = ModelManifest.from_dict(dict(manifest.to_dict(), weights_file=None))
-    with pytest.raises(PackageError, match='no torch weights'):
-        load_torch_network(package_dir, no_weights)
+    load_torch_network(package_dir, no_weights)  # read from the ONNX graph instead
+    other = ModelManifest.from_dict(dict(no_weights.to_dict(), architecture='unet'))
+    with pytest.raises(PackageError, match='no torch weights file and .*another architecture'):
+        load_torch_network(package_dir, other)
 
 
 def test_fp16_weights_are_smaller_and_load_into_fp32(tmp_path):

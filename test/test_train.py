@@ -167,3 +167,30 @@ def test_bfloat16_training_with_class_balanced_crops_learns(tmp_path):
     assert losses[-1] < losses[0]
     state = load_checkpoint(os.path.join(tmp_path, 'checkpoints', 'last.pt'))['model']
     assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
+
+
+def test_init_weights_from_a_package_without_weights_uses_its_onnx(tmp_path):
+    """An ONNX-only package: its convolutions (BatchNorm folded) start the fine-tuning."""
+    from seg_perception.export import export_model_package
+    from seg_perception.manifest import ModelManifest
+    from seg_perception.models import build_model
+    torch.manual_seed(0)
+    source = build_model('fcn_resnet18', num_classes=19, panoptic=False).eval()
+    package = str(tmp_path / 'onnx_only')
+    export_model_package(source, ModelManifest(
+        name='x', architecture='fcn_resnet18', task='semantic', input_height=64,
+        input_width=128), package, save_weights=False)
+    logs = []
+    out = str(tmp_path / 'run')
+    train(tiny_config(model='fcn_resnet18', task='semantic', epochs=1, train_frames=2,
+                      lr=0.0, init_weights=package), out, log=logs.append)
+    assert any(line.startswith('recovered ') for line in logs)
+    after = load_checkpoint(os.path.join(out, 'checkpoints', 'last.pt'))['model']
+    # BatchNorm folded into the stem: same direction, other scale per output channel.
+    stem = source.state_dict()['encoder.stem.0.0.weight'].flatten(1)
+    recovered = after['encoder.stem.0.0.weight'].flatten(1)
+    cosine = torch.nn.functional.cosine_similarity(stem, recovered, dim=1)
+    assert bool((cosine > 0.999).all())
+    with pytest.raises(TrainingError, match='--init-partial'):
+        train(tiny_config(model='fcn_resnet18', epochs=1, train_frames=2, init_weights=package),
+              str(tmp_path / 'run2'), log=lambda *_: None)

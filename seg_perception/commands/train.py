@@ -56,7 +56,8 @@ def add_arguments(parser) -> None:
                         'then validate and export (default: no limit)')
     parser.add_argument('--init-weights', default='', metavar='PATH',
                         help='start from these weights: a .pt state dict, a checkpoint, or a '
-                        'model package / zoo model directory (fine-tuning)')
+                        'model package / zoo model directory (fine-tuning; a package without '
+                        'weights.pt gives the weights of its ONNX graph)')
     parser.add_argument('--init-partial', action='store_true',
                         help='with --init-weights: load only the tensors whose names and shapes '
                         'match (after a head change); at least half must match')

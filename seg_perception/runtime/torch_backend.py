@@ -34,14 +34,16 @@ class TorchBackend(Backend):
     """Runs ``export.FusedSegmentationGraph`` on the package's torch weights.
 
     Args:
-        manifest: The package's manifest; ``manifest.weights_file`` must be set.
-        package_dir: Package directory holding the weights file.
+        manifest: The package's manifest.
+        package_dir: Package directory holding the weights file (without one, the weights
+            are read from its ONNX graph).
         device: ``cpu`` or ``cuda`` (``cuda`` means ``cuda:0``).
         precision: ``fp32``, or ``fp16`` (CUDA only).
 
     Raises:
-        BackendUnavailable: torch, CUDA or the weights file is missing, or fp16 on CPU.
-        BackendError: The weights do not load into the manifest's architecture.
+        BackendUnavailable: torch or CUDA is missing, or fp16 on CPU.
+        BackendError: The weights are missing or do not load into the manifest's
+            architecture.
     """
 
     def __init__(self, manifest: ModelManifest, package_dir: str, device: str = 'cpu',
@@ -55,10 +57,6 @@ class TorchBackend(Backend):
                 f'not {precision!r}')
         if precision == 'fp16' and device != 'cuda':
             raise BackendUnavailable('torch backend runs fp16 only on device cuda')
-        if not manifest.weights_file:
-            raise BackendUnavailable(
-                f'package {package_dir} has no torch weights (manifest weights_file is empty); '
-                'the torch backend needs them')
         torch = import_torch()
         if device == 'cuda' and not torch.cuda.is_available():
             raise BackendUnavailable('torch CUDA: no GPU visible to torch')
