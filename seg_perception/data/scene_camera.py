@@ -82,9 +82,10 @@ class Camera:
         """
         cam = self.to_camera(points)
         depth = np.maximum(cam[:, 2], 1e-6)
-        u = self.cx + self.focal * cam[:, 0] / depth
-        v = self.cy - self.focal * cam[:, 1] / depth
-        return np.stack([u, v], axis=1), cam[:, 2]
+        uv = np.empty((len(cam), 2))
+        uv[:, 0] = self.cx + self.focal * cam[:, 0] / depth
+        uv[:, 1] = self.cy - self.focal * cam[:, 1] / depth
+        return uv, cam[:, 2]
 
     def pixels_per_metre(self, depth: float) -> float:
         return self.focal / max(depth, 1e-6)

@@ -12,6 +12,7 @@ perspective) when they are drawn, which costs nothing per pixel.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -36,6 +37,12 @@ def _fixed_point(uv: np.ndarray) -> np.ndarray:
     if np.abs(scaled).max() > _LIMIT * _SCALE:
         np.clip(scaled, -_LIMIT * _SCALE, _LIMIT * _SCALE, out=scaled)
     return scaled.astype(np.int32)
+
+
+def _mean(values: np.ndarray) -> float:
+    """``float(values.mean())`` without ``np.mean``'s Python-level overhead (same value: the
+    same pairwise sum divided by the count)."""
+    return float(values.sum()) / values.size
 
 
 def _pixel_bounds(fixed: np.ndarray) -> Tuple[int, int, int, int]:
@@ -157,7 +164,7 @@ class Canvas:
         uv[:, 0] = self.camera.cx + focal * cam[:, 0] / depth
         uv[:, 1] = self.camera.cy - focal * cam[:, 1] / depth
         if haze:
-            color = self.hazed(color, float(depth.mean()))
+            color = self.hazed(color, _mean(depth))
         if len(polygons) == 1:
             self.fill_pixels([uv], color, label, instance, convex)
             return
@@ -173,7 +180,7 @@ class Canvas:
                 continue
             uv, depth = self.camera.project(clipped)
             projected.append(uv)
-            depths.append(float(depth.mean()))
+            depths.append(_mean(depth))
         if not projected:
             return
         if haze:
@@ -201,22 +208,24 @@ class Canvas:
         uv[:, 0] = self.camera.cx + focal * cam[:, 0] / safe
         uv[:, 1] = self.camera.cy - focal * cam[:, 1] / safe
         fixed = _fixed_point(uv)
-        weight = 1.0 - math.exp(-float(np.maximum(depth, 0.0).mean()) / self.visibility)
+        weight = 1.0 - math.exp(-_mean(np.maximum(depth, 0.0)) / self.visibility)
         haze = [float(h) * weight for h in self.haze_color]
         image, labels = self.image, self.labels
         values: Dict[int, int] = {}
+        starts = np.cumsum([0] + sizes[:-1])
+        nearest = np.minimum.reduceat(depth, starts).tolist()
+        if haze_each:
+            means = (np.add.reduceat(depth, starts) / np.asarray(sizes)).tolist()
         start = 0
-        for (points, color, label), size in zip(parts, sizes):
+        for index, ((points, color, label), size) in enumerate(zip(parts, sizes)):
             polygon = fixed[start:start + size]
-            if depth[start:start + size].min() < NEAR_PLANE:  # clip this part on its own
-                start += size
+            start += size
+            if nearest[index] < NEAR_PLANE:  # clip this part on its own
                 self.fill_world([points], color, label, instance if label is not None else 0)
                 continue
             if haze_each:
-                weight = 1.0 - math.exp(-float(depth[start:start + size].mean())
-                                        / self.visibility)
+                weight = 1.0 - math.exp(-means[index] / self.visibility)
                 haze = [float(h) * weight for h in self.haze_color]
-            start += size
             hazed = tuple(float(c) * (1.0 - weight) + h for c, h in zip(color, haze))
             cv2.fillConvexPoly(image, polygon, hazed, cv2.LINE_8, _SHIFT)
             if label is None:
@@ -237,7 +246,7 @@ class Canvas:
             return
         hulls = [cv2.convexHull(part.astype(np.float32)).reshape(-1, 2)
                  for part in np.split(uv, sizes)]
-        self.fill_pixels(hulls, self.hazed(color, float(depth.mean())), label, instance,
+        self.fill_pixels(hulls, self.hazed(color, _mean(depth)), label, instance,
                          convex=True)
 
     def shadow_world(self, polygons: Iterable[np.ndarray], factor: float) -> None:
@@ -302,7 +311,7 @@ class Canvas:
         if np.any(depth < 0.5):
             return
         hull = cv2.convexHull(uv.astype(np.float32)).reshape(-1, 2)
-        self.fill_pixels([hull], self.hazed(color, float(depth.mean())), label, instance,
+        self.fill_pixels([hull], self.hazed(color, _mean(depth)), label, instance,
                          convex=True)
 
     def texture_codes(self) -> np.ndarray:
@@ -347,24 +356,33 @@ def semantic_from_codes(codes: np.ndarray) -> np.ndarray:
     table[127:255] ^= SHADED_CODE_FLIP
     return cv2.LUT(codes, table)
 
+@functools.lru_cache(maxsize=None)
+def unit_circle(segments: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(cos, sin) of ``segments`` angles evenly spaced from 0, each (segments,) float64
+    (read-only; drawn many times per frame)."""
+    angles = np.linspace(0.0, 2.0 * np.pi, segments, endpoint=False)
+    cos, sin = np.cos(angles), np.sin(angles)
+    cos.flags.writeable = sin.flags.writeable = False
+    return cos, sin
+
+
 def circle_points(center: Sequence[float], radius: float, axis_u: Sequence[float],
                   axis_v: Sequence[float], segments: int = 12) -> np.ndarray:
     """(segments, 3) float64 world points of a circle spanned by two unit axes."""
-    angles = np.linspace(0.0, 2.0 * np.pi, segments, endpoint=False)
+    cos, sin = unit_circle(segments)
     u = np.asarray(axis_u, dtype=np.float64)
     v = np.asarray(axis_v, dtype=np.float64)
     return (np.asarray(center, dtype=np.float64)[None, :]
-            + radius * (np.cos(angles)[:, None] * u[None, :]
-                        + np.sin(angles)[:, None] * v[None, :]))
+            + radius * (cos[:, None] * u[None, :] + sin[:, None] * v[None, :]))
 
 
 def ellipse_points(center: Sequence[float], radius_u: float, radius_v: float,
                    axis_u: Sequence[float], axis_v: Sequence[float],
                    segments: int = 12) -> np.ndarray:
     """(segments, 3) float64 world points of an ellipse spanned by two unit axes."""
-    angles = np.linspace(0.0, 2.0 * np.pi, segments, endpoint=False)
+    cos, sin = unit_circle(segments)
     u = np.asarray(axis_u, dtype=np.float64)
     v = np.asarray(axis_v, dtype=np.float64)
     return (np.asarray(center, dtype=np.float64)[None, :]
-            + radius_u * np.cos(angles)[:, None] * u[None, :]
-            + radius_v * np.sin(angles)[:, None] * v[None, :])
+            + radius_u * cos[:, None] * u[None, :]
+            + radius_v * sin[:, None] * v[None, :])

@@ -199,10 +199,14 @@ def _window_quads(xb: float, sign: int, z0: float, z1: float, y0: float, y1: flo
         return np.zeros((0, 4, 3))
     zc, yc = np.meshgrid(columns, floors)
     zc, yc = zc.ravel(), yc.ravel()
-    x = np.full_like(zc, xb - sign * 0.03)
     corners = [(zc - width / 2, yc), (zc + width / 2, yc), (zc + width / 2, yc + height),
                (zc - width / 2, yc + height)]
-    return np.stack([np.stack([x, cy, cz], axis=1) for cz, cy in corners], axis=1)
+    quads = np.empty((len(zc), 4, 3))
+    quads[:, :, 0] = xb - sign * 0.03
+    for corner, (cz, cy) in enumerate(corners):
+        quads[:, corner, 1] = cy
+        quads[:, corner, 2] = cz
+    return quads
 
 
 def _draw_quads(canvas: Canvas, groups, rng: np.random.Generator, depth_hint: float) -> None:

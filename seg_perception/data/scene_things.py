@@ -15,7 +15,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .scene_canvas import Canvas, ellipse_points
+from .scene_canvas import Canvas, ellipse_points, unit_circle
 from .scene_layout import jitter, pick, StreetLayout, TrainId
 from .scene_props import Drawable
 
@@ -51,9 +51,11 @@ class Pose:
         """Local (N, 3) points (right, up, forward) -> world (N, 3)."""
         local = np.asarray(local, dtype=np.float64).reshape(-1, 3)
         s, c = math.sin(self.heading), math.cos(self.heading)
-        x = self.x + local[:, 0] * c + local[:, 2] * s
-        z = self.z - local[:, 0] * s + local[:, 2] * c
-        return np.stack([x, local[:, 1], z], axis=1)
+        world = np.empty_like(local)
+        world[:, 0] = self.x + local[:, 0] * c + local[:, 2] * s
+        world[:, 1] = local[:, 1]
+        world[:, 2] = self.z - local[:, 0] * s + local[:, 2] * c
+        return world
 
 
 def _box(x0: float, x1: float, y0: float, y1: float, z0: float, z1: float,
@@ -68,9 +70,9 @@ def _box(x0: float, x1: float, y0: float, y1: float, z0: float, z1: float,
 def _visible_faces(canvas: Canvas, corners: np.ndarray):
     """Faces of a box (8, 3) that face the camera: list of (corners (4, 3), unit normal)."""
     faces = corners[np.asarray(_BOX_FACES)]
-    centers = faces.mean(axis=1)
+    centers = faces.sum(axis=1) / faces.shape[1]  # = mean, without np.mean's overhead
     normals = np.cross(faces[:, 1] - faces[:, 0], faces[:, 2] - faces[:, 0])
-    outward = np.einsum('ij,ij->i', normals, centers - corners.mean(axis=0))
+    outward = np.einsum('ij,ij->i', normals, centers - corners.sum(axis=0) / len(corners))
     normals[outward < 0] *= -1.0
     lengths = np.linalg.norm(normals, axis=1)
     valid = lengths > 1e-9
@@ -86,7 +88,7 @@ def _shade(normal: np.ndarray, sun: np.ndarray, color) -> Tuple[float, float, fl
 
 def _inset(points: np.ndarray, fraction: float, bottom: float = 0.0) -> np.ndarray:
     """A face shrunk towards its centre (``bottom`` lifts the lower edge further)."""
-    center = points.mean(axis=0)
+    center = points.sum(axis=0) / len(points)
     inset = center + (points - center) * (1.0 - fraction)
     if bottom:
         low = inset[:, 1] < center[1]
@@ -121,9 +123,9 @@ def _wheel_solids(pose: Pose, half_width: float, axles: Sequence[float],
                   radius: float) -> List[np.ndarray]:
     solids = []
     ring = np.zeros((8, 3))
-    angles = np.linspace(0.0, 2.0 * np.pi, 8, endpoint=False)
-    ring[:, 1] = radius + radius * np.sin(angles)
-    ring[:, 2] = radius * np.cos(angles)
+    cos, sin = unit_circle(8)
+    ring[:, 1] = radius + radius * sin
+    ring[:, 2] = radius * cos
     for forward in axles:
         for side in (-1.0, 1.0):
             outer = ring + np.array([side * half_width, 0.0, forward])
@@ -330,7 +332,11 @@ def _quad(u0: float, v0: float, u1: float, v1: float, width0: float,
 
 def _to_world_2d(points: np.ndarray, x: float, z: float, facing: float) -> np.ndarray:
     """Billboard (N, 2) metres -> world (N, 3); ``facing`` -1 mirrors left-right."""
-    return np.stack([x + points[:, 0] * facing, points[:, 1], np.full(len(points), z)], axis=1)
+    world = np.empty((len(points), 3))
+    world[:, 0] = x + points[:, 0] * facing
+    world[:, 1] = points[:, 1]
+    world[:, 2] = z
+    return world
 
 
 @dataclass
