@@ -67,11 +67,21 @@ def _box(x0: float, x1: float, y0: float, y1: float, z0: float, z1: float,
         [x1 - top_x, y1, z1 - top_z1], [x0 + top_x, y1, z1 - top_z1]])
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (N, 3) arrays: ``np.cross``'s arithmetic without its
+    Python-level overhead (a fifth of a vehicle's drawing time)."""
+    out = np.empty(a.shape)
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
+
+
 def _visible_faces(canvas: Canvas, corners: np.ndarray):
     """Faces of a box (8, 3) that face the camera: list of (corners (4, 3), unit normal)."""
     faces = corners[np.asarray(_BOX_FACES)]
     centers = faces.sum(axis=1) / faces.shape[1]  # = mean, without np.mean's overhead
-    normals = np.cross(faces[:, 1] - faces[:, 0], faces[:, 2] - faces[:, 0])
+    normals = _cross(faces[:, 1] - faces[:, 0], faces[:, 2] - faces[:, 0])
     outward = np.einsum('ij,ij->i', normals, centers - corners.sum(axis=0) / len(corners))
     normals[outward < 0] *= -1.0
     lengths = np.linalg.norm(normals, axis=1)
