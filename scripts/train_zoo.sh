@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
 # Train the shipped zoo models -- ENet and DeepLabv3+ MobileNetV3, both panoptic -- on the
 # synthetic driving scenes at 1024x512, with the project's own `seg-perception train`.
-# Both train at once on one GPU from one shared frame cache.
+# Both train at once from one shared frame cache, each continuing from the shipped zoo
+# package (its weights.pt, or for an ONNX-only package the weights of its graph).
 #
 # Usage: scripts/train_zoo.sh OUT_DIR [MINUTES] [FRAMES]
 #   OUT_DIR/enet/model and OUT_DIR/deeplab/model are the resulting model packages.
-#   A CUDA GPU is strongly recommended (CPU works, but takes days for the same quality).
+#   MINUTES is each run's time budget (the learning rate decays over it), FRAMES the number
+#   of synthetic training frames drawn once into OUT_DIR/frame_cache (about 3 MB each).
+# Environment:
+#   FROM_SCRATCH=1  start from random weights instead of the zoo packages
+#   CROP=WxH        training crops (default: 512x256 on a CPU, the full frame on a GPU)
+#   THREADS=N       torch threads per run on a CPU (default: half the cores each)
+# A CUDA GPU is strongly recommended: on a 2-core CPU an epoch of 3000 crops of 512x256
+# takes ~30 min for ENet and ~50 min for DeepLab with both running.
 set -euo pipefail
 out=${1:?usage: train_zoo.sh OUT_DIR [MINUTES] [FRAMES]}
 minutes=${2:-7}
-frames=${3:-2000}
+frames=${3:-3000}
 py=${PYTHON:-python3}
-export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
-workers=$(( $(nproc) > 4 ? $(nproc) / 2 : 1 ))
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+cores=$(nproc)
 cache="$out/frame_cache"
 mkdir -p "$out"
+
+if "$py" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    crop=${CROP:-1024x512}
+    batch=16
+    workers=$(( cores > 4 ? cores / 2 : 1 ))
+else
+    crop=${CROP:-512x256}
+    batch=8
+    workers=1
+    export OMP_NUM_THREADS=${THREADS:-$(( cores > 1 ? cores / 2 : 1 ))}
+fi
 
 # Draw the training scenes once with every core; both runs then read them memory-mapped.
 "$py" -c '
@@ -23,21 +43,31 @@ from seg_perception.labels import cityscapes
 from seg_perception.train import FrameSource
 cache, frames, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 FrameSource("synthetic", "train", 1024, 512, 0, frames, cityscapes()).materialize(cache, workers)
-' "$cache" "$frames" "$(nproc)"
+' "$cache" "$frames" "$cores"
 
-common=(--tasks panoptic --data synthetic --height 512 --width 1024 --seed 0
-        --train-frames "$frames" --val-frames 50 --val-every 2 --frame-cache "$cache"
-        --max-minutes "$minutes" --epochs 1000 --batch-size 16 --workers "$workers")
-"$py" -m seg_perception.cli train --model enet --lr 3e-3 "${common[@]}" \
-    --out "$out/enet" > "$out/enet.log" 2>&1 &
+init() {  # --init-weights for a zoo model, unless FROM_SCRATCH is set
+    if [ -z "${FROM_SCRATCH:-}" ]; then
+        echo --init-weights "$repo/seg_perception/zoo/$1" --init-partial
+    fi
+}
+
+common=(--tasks panoptic --data synthetic --height 512 --width 1024 --crop "$crop" --seed 0
+        --train-frames "$frames" --val-frames 30 --val-every 1 --frame-cache "$cache"
+        --class-balanced-crops 0.5 --max-minutes "$minutes" --epochs 1000
+        --batch-size "$batch" --workers "$workers")
+# shellcheck disable=SC2046  # init's words are meant to split
+"$py" -m seg_perception.cli train --model enet --lr 1e-3 $(init enet_panoptic) \
+    "${common[@]}" --out "$out/enet" > "$out/enet.log" 2>&1 &
 enet=$!
-"$py" -m seg_perception.cli train --model deeplabv3plus_mobilenetv3 --lr 2e-3 "${common[@]}" \
+# shellcheck disable=SC2046
+"$py" -m seg_perception.cli train --model deeplabv3plus_mobilenetv3 --lr 1e-3 \
+    $(init deeplabv3plus_mobilenetv3_panoptic) "${common[@]}" \
     --out "$out/deeplab" > "$out/deeplab.log" 2>&1 &
 deeplab=$!
 status=0
 wait $enet || status=$?
 wait $deeplab || status=$?
 for run in enet deeplab; do
-    echo "== $run"; tr '\r' '\n' < "$out/$run.log" | grep -E '^(epoch [0-9]+:|training|stopping|exported|model package|error)' || true
+    echo "== $run"; tr '\r' '\n' < "$out/$run.log" | grep -E '^(epoch [0-9]+:|training|stopping|exported|model package|recovered|loaded|error)' || true
 done
 exit $status

@@ -577,6 +577,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         f'{config.epochs} epochs, batch {config.batch_size}, {total_steps} iterations')
 
     validation = None
+    validated_epochs = -1
     run_started = time.monotonic()
     epochs_done = start_epoch
     for epoch in range(start_epoch, config.epochs):
@@ -618,6 +619,9 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             steps_done += 1
             _progress(f'epoch {epoch + 1}/{config.epochs}', step + 1, steps_per_epoch, started,
                       f'loss {sums["total"] / (step + 1):.4f}')
+        if out_of_time and steps_done == 0:  # the budget ran out at an epoch boundary
+            log(f'stopping after epoch {epoch}: --max-minutes {config.max_minutes} reached')
+            break
         steps = max(1, steps_done)
         row: Dict[str, Any] = {
             'epoch': epoch + 1, 'iterations': epoch * steps_per_epoch + steps_done,
@@ -633,6 +637,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         last_epoch = epoch + 1 == config.epochs or out_of_time
         if (epoch + 1) % max(1, config.val_every) == 0 or last_epoch:
             validation = validate(network, manifest, val_frames, device)
+            validated_epochs = epoch + 1
             row.update(val_miou=round(validation.miou, 4), val_pq=round(validation.pq, 4),
                        val_pq_things=round(validation.pq_things, 4),
                        val_pq_stuff=round(validation.pq_stuff, 4))
@@ -649,7 +654,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             log(f'stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} reached')
             break
 
-    if validation is None:
+    if validation is None or validated_epochs != epochs_done:
         validation = validate(network, manifest, val_frames, device)
     network = network.float().cpu()
     manifest.info = {

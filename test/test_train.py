@@ -194,3 +194,13 @@ def test_init_weights_from_a_package_without_weights_uses_its_onnx(tmp_path):
     with pytest.raises(TrainingError, match='--init-partial'):
         train(tiny_config(model='fcn_resnet18', epochs=1, train_frames=2, init_weights=package),
               str(tmp_path / 'run2'), log=lambda *_: None)
+
+
+def test_a_budget_that_ends_at_an_epoch_boundary_logs_no_empty_epoch(tmp_path):
+    logs = []
+    package, result = train(tiny_config(epochs=3, max_minutes=1e-9), str(tmp_path),
+                            log=logs.append)
+    assert any('stopping after epoch 0' in line for line in logs)
+    assert not any(line.startswith('epoch ') for line in logs)  # no step, no epoch row
+    assert not os.path.exists(os.path.join(tmp_path, 'training_log.csv'))
+    assert os.path.isfile(os.path.join(package, 'model.onnx')) and result.frames == 2
