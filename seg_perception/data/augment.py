@@ -79,48 +79,68 @@ def resize_nearest(label: np.ndarray, height: int, width: int) -> np.ndarray:
     src_height, src_width = label.shape[:2]
     rows = ((np.arange(height) + 0.5) * (src_height / height)).astype(np.intp)
     cols = ((np.arange(width) + 0.5) * (src_width / width)).astype(np.intp)
-    return label[np.minimum(rows, src_height - 1)[:, None], np.minimum(cols, src_width - 1)]
+    return _take_grid(label, np.minimum(rows, src_height - 1), np.minimum(cols, src_width - 1))
 
 
-def random_scale(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
-                 rng: np.random.Generator, min_scale: float, max_scale: float
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Resize all three by one factor drawn from [min_scale, max_scale]."""
-    import cv2
-    scale = rng.uniform(min_scale, max_scale)
-    height = max(1, int(round(image.shape[0] * scale)))
-    width = max(1, int(round(image.shape[1] * scale)))
-    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    return (resized, resize_nearest(semantic, height, width),
-            resize_nearest(instance, height, width))
+def _take_grid(label: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``label[rows[:, None], cols]`` as two 1-D takes (several times faster)."""
+    return np.take(np.take(label, rows, axis=0), cols, axis=1)
 
 
-def random_crop(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
-                rng: np.random.Generator, height: int, width: int, void_id: int = VOID_ID,
-                class_balanced: float = 0.0
-                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pad (bottom / right) to at least (height, width), then crop a window.
+def _nearest_indices(start: int, count: int, source: int, scaled: int) -> np.ndarray:
+    """Source indices under the pixel centres ``start .. start + count - 1`` of an axis
+    resampled from ``source`` to ``scaled`` pixels (as ``resize_nearest``)."""
+    centres = (np.arange(start, start + count) + 0.5) * (source / scaled)
+    return np.minimum(centres.astype(np.intp), source - 1)
 
-    The window is uniformly random, or with probability ``class_balanced`` placed at random
-    among the windows that contain one random pixel of a class drawn uniformly from the
-    non-void classes in ``semantic``.
+
+def random_scaled_crop(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
+                       rng: np.random.Generator, config: AugmentConfig
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale by a random factor, pad (bottom / right) to the crop size, crop a window.
+
+    The window is uniformly random, or with probability ``config.class_balanced_crop``
+    placed at random among the windows that contain one random pixel of a class drawn
+    uniformly from the non-void classes of the scaled frame. Only the window is resampled
+    (the image bilinearly, on the grid ``cv2.resize`` uses; labels by ``resize_nearest``'s
+    pixel centres), never the whole scaled frame: a 512x256 crop of a frame scaled by 1.5
+    costs a ninth of the resize.
+
+    Returns:
+        (crop_height, crop_width, 3) uint8 image (0 in padding) and the two maps with
+        their input dtypes (void / 0 in padding).
     """
-    pad_bottom = max(height - image.shape[0], 0)
-    pad_right = max(width - image.shape[1], 0)
-    if pad_bottom or pad_right:
-        pads = ((0, pad_bottom), (0, pad_right))
-        image = np.pad(image, pads + ((0, 0),), constant_values=0)
-        semantic = np.pad(semantic, pads, constant_values=void_id)
-        instance = np.pad(instance, pads, constant_values=0)
-    top_range = (0, image.shape[0] - height)
-    left_range = (0, image.shape[1] - width)
-    if class_balanced > 0 and rng.random() < class_balanced:
-        top_range, left_range = _windows_over_random_class(semantic, rng, height, width,
-                                                           void_id, top_range, left_range)
+    import cv2
+    src_height, src_width = semantic.shape
+    scale = rng.uniform(config.min_scale, config.max_scale)
+    height = max(1, int(round(src_height * scale)))
+    width = max(1, int(round(src_width * scale)))
+    crop_height, crop_width = config.crop_height, config.crop_width
+    top_range = (0, max(height, crop_height) - crop_height)
+    left_range = (0, max(width, crop_width) - crop_width)
+    if config.class_balanced_crop > 0 and rng.random() < config.class_balanced_crop:
+        top_range, left_range = _windows_over_random_class(
+            resize_nearest(semantic, height, width), rng, crop_height, crop_width,
+            config.void_id, top_range, left_range)
     top = int(rng.integers(top_range[0], top_range[1] + 1))
     left = int(rng.integers(left_range[0], left_range[1] + 1))
-    window = (slice(top, top + height), slice(left, left + width))
-    return image[window], semantic[window], instance[window]
+    rows, cols = min(crop_height, height - top), min(crop_width, width - left)
+    source_rows = _nearest_indices(top, rows, src_height, height)
+    source_cols = _nearest_indices(left, cols, src_width, width)
+    out_semantic = np.full((crop_height, crop_width), config.void_id, dtype=semantic.dtype)
+    out_instance = np.zeros((crop_height, crop_width), dtype=instance.dtype)
+    out_semantic[:rows, :cols] = _take_grid(semantic, source_rows, source_cols)
+    out_instance[:rows, :cols] = _take_grid(instance, source_rows, source_cols)
+    step_x, step_y = src_width / width, src_height / height
+    # Output pixel (x, y) of the window samples the source at ((left + x + 0.5) * step - 0.5)
+    # like cv2.resize; outside the source, edge pixels repeat as cv2.resize does.
+    to_source = np.array([[step_x, 0.0, (left + 0.5) * step_x - 0.5],
+                          [0.0, step_y, (top + 0.5) * step_y - 0.5]])
+    out_image = np.zeros((crop_height, crop_width, 3), dtype=np.uint8)
+    out_image[:rows, :cols] = cv2.warpAffine(
+        image, to_source, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE)
+    return out_image, out_semantic, out_instance
 
 
 def _windows_over_random_class(semantic: np.ndarray, rng: np.random.Generator, height: int,
@@ -172,8 +192,9 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float 
     result = cv2.transform(np.ascontiguousarray(image), affine)
     if shift:
         hsv = cv2.cvtColor(result, cv2.COLOR_RGB2HSV_FULL)
-        # Hue in _FULL spans 0..255 and wraps around, as uint8 arithmetic does.
-        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(round(shift * 256))) % 256
+        # Hue in _FULL spans 0..255 and wraps around, as uint8 addition does.
+        hue = hsv[..., 0]
+        np.add(hue, np.uint8(int(round(shift * 256)) % 256), out=hue)
         result = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
     return result
 
@@ -195,11 +216,7 @@ def augment(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
         with their input dtypes, all C-contiguous.
     """
     _check_maps(image, semantic, instance)
-    image, semantic, instance = random_scale(image, semantic, instance, rng,
-                                             config.min_scale, config.max_scale)
-    image, semantic, instance = random_crop(image, semantic, instance, rng,
-                                            config.crop_height, config.crop_width,
-                                            config.void_id, config.class_balanced_crop)
+    image, semantic, instance = random_scaled_crop(image, semantic, instance, rng, config)
     image, semantic, instance = random_flip(image, semantic, instance, rng,
                                             config.flip_probability)
     image = color_jitter(np.ascontiguousarray(image), rng, config.brightness, config.contrast,

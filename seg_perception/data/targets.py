@@ -15,6 +15,7 @@ Compute the targets after augmentation, on the final crop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -51,6 +52,38 @@ def gaussian_patch(sigma: float) -> np.ndarray:
     return np.outer(line, line).astype(np.float32)
 
 
+def _thing_mask_uint8(semantic: np.ndarray, label_set: LabelSet) -> Optional[np.ndarray]:
+    """For a uint8 map: (H, W) bool thing pixels by one OpenCV look-up, after checking that
+    every value is a train id or void. None for other dtypes."""
+    if semantic.dtype != np.uint8:
+        return None
+    import cv2
+    codes = np.full(256, 2, dtype=np.uint8)  # 2: no train id, 1: thing, 0: stuff or void
+    codes[:label_set.num_classes] = 0
+    codes[list(label_set.thing_ids)] = 1
+    if 0 <= label_set.void_id < 256:
+        codes[label_set.void_id] = 0
+    looked_up = cv2.LUT(semantic, codes)
+    if np.any(looked_up == 2):
+        _thing_mask(semantic, semantic != label_set.void_id, label_set)  # raises, naming it
+    return looked_up == 1
+
+
+def _thing_mask(semantic: np.ndarray, valid: np.ndarray, label_set: LabelSet) -> np.ndarray:
+    """(H, W) bool: pixels of thing classes; raises on a value that is no train id."""
+    invalid = valid & ((semantic < 0) | (semantic >= label_set.num_classes))
+    if np.any(invalid):
+        bad = int(semantic[invalid][0])
+        raise ValueError(f'semantic map holds {bad}: not a train id of label set '
+                         f'{label_set.name!r} (0..{label_set.num_classes - 1}) nor void '
+                         f'{label_set.void_id}')
+    is_thing = np.zeros(label_set.num_classes, dtype=bool)
+    is_thing[list(label_set.thing_ids)] = True
+    thing = np.zeros(semantic.shape, dtype=bool)
+    thing[valid] = is_thing[semantic[valid]]
+    return thing
+
+
 def panoptic_targets(semantic: np.ndarray, instance: np.ndarray, label_set: LabelSet,
                      sigma: float = 8.0, small_instance_area: int = 4096,
                      small_instance_weight: float = 3.0) -> PanopticTargets:
@@ -81,32 +114,26 @@ def panoptic_targets(semantic: np.ndarray, instance: np.ndarray, label_set: Labe
     height, width = semantic.shape
     void = label_set.void_id
     valid = semantic != void
-    if np.any(valid & ((semantic < 0) | (semantic >= label_set.num_classes))):
-        bad = int(semantic[valid & ((semantic < 0) | (semantic >= label_set.num_classes))][0])
-        raise ValueError(f'semantic map holds {bad}: not a train id of label set '
-                         f'{label_set.name!r} (0..{label_set.num_classes - 1}) nor void {void}')
-    is_thing = np.zeros(label_set.num_classes, dtype=bool)
-    is_thing[list(label_set.thing_ids)] = True
-    thing = np.zeros(semantic.shape, dtype=bool)
-    thing[valid] = is_thing[semantic[valid]]
-    ids = np.where(thing, instance, 0).astype(np.intp)
-    on_instance = ids > 0
+    thing = _thing_mask_uint8(semantic, label_set)
+    if thing is None:
+        thing = _thing_mask(semantic, valid, label_set)
+    on_instance = thing & (instance > 0)
 
-    # Area and centre of mass of every instance id in one pass each.
-    flat_ids = ids.ravel()
-    rows, cols = np.indices(semantic.shape, dtype=np.float32)
-    area = np.bincount(flat_ids)
+    # Area and centre of mass of every instance id, from its pixels only.
+    pixel_rows, pixel_cols = np.nonzero(on_instance)
+    ids = instance[pixel_rows, pixel_cols].astype(np.intp)
+    area = np.bincount(ids)
     with np.errstate(invalid='ignore', divide='ignore'):
-        center_y = np.bincount(flat_ids, weights=rows.ravel()) / area
-        center_x = np.bincount(flat_ids, weights=cols.ravel()) / area
+        center_y = np.bincount(ids, weights=pixel_rows) / area
+        center_x = np.bincount(ids, weights=pixel_cols) / area
 
     semantic_weights = valid.astype(np.float32)
-    small = on_instance & (area[ids] < small_instance_area)
-    semantic_weights[small] = small_instance_weight
+    small = area[ids] < small_instance_area
+    semantic_weights[pixel_rows[small], pixel_cols[small]] = small_instance_weight
 
     offset = np.zeros((2, height, width), dtype=np.float32)
-    offset[0][on_instance] = center_y[ids[on_instance]] - rows[on_instance]
-    offset[1][on_instance] = center_x[ids[on_instance]] - cols[on_instance]
+    offset[0, pixel_rows, pixel_cols] = center_y[ids] - pixel_rows
+    offset[1, pixel_rows, pixel_cols] = center_x[ids] - pixel_cols
 
     center = np.zeros((1, height, width), dtype=np.float32)
     patch = gaussian_patch(sigma)
