@@ -1,7 +1,9 @@
-"""Recover trainable weights from an exported model's ONNX graph, for fine-tuning.
+"""Recover a network's weights from an exported model's ONNX graph.
 
-A model package may ship only ``model.onnx`` (no ``weights.pt``). Its graph still holds every
-convolution's weights, with each BatchNorm folded into the convolution before it
+A model package may ship only ``model.onnx`` (no ``weights.pt``, e.g. to fit the zoo's size
+budget); this gives the torch backend and fine-tuning its weights anyway. The graph holds
+every convolution's (and transposed convolution's) weights, with each BatchNorm folded into
+the convolution before it
 (``W' = W * g / sqrt(v + e)``, ``b' = beta - m * g / sqrt(v + e)``). Export names every ONNX
 node after the module scope it came from (``/network/encoder/stem/stem.0/Conv``), so each
 Conv node finds its ``nn.Conv2d`` again; the BatchNorm after it is then set so that the pair
@@ -15,8 +17,10 @@ computes the folded convolution exactly:
 * for inference only (the torch backend on a package without ``weights.pt``), it becomes
   the identity plus ``b'``.
 
-PReLUs, which export writes as two depthwise convolutions (``DepthwisePReLU``), get their
-slopes back from the ``negative`` one.
+BatchNorms that follow a sum cannot be folded and are exported as they are: they are read
+as they are. PReLUs, which export writes as two depthwise convolutions (``DepthwisePReLU``),
+get their slopes back from the ``negative`` one; weights that export shares between equal
+initialisers (through Identity nodes) are followed to their source.
 
 Layers the graph does not hold under a matching name and shape (a changed head) keep their
 fresh initialisation, as ``package.load_matching_tensors`` does for state dicts.
