@@ -226,7 +226,9 @@ class Canvas:
             if haze_each:
                 weight = 1.0 - math.exp(-means[index] / self.visibility)
                 haze = [float(h) * weight for h in self.haze_color]
-            hazed = tuple(float(c) * (1.0 - weight) + h for c, h in zip(color, haze))
+            keep = 1.0 - weight
+            hazed = (float(color[0]) * keep + haze[0], float(color[1]) * keep + haze[1],
+                     float(color[2]) * keep + haze[2])
             cv2.fillConvexPoly(image, polygon, hazed, cv2.LINE_8, _SHIFT)
             if label is None:
                 continue
