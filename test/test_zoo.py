@@ -45,13 +45,15 @@ def test_enet_zoo_model_segments_a_street(tmp_path):
     assert np.mean(result.semantic == frame.semantic) > 0.4
 
 
-def test_enet_zoo_weights_fit_the_architecture_and_agree_with_its_onnx():
-    """The shipped weights.pt serves the torch backend and fine-tuning: it must load into
-    today's architecture and give what the shipped graph gives."""
+@pytest.mark.parametrize('name', EXPECTED)
+def test_zoo_weights_fit_the_architecture_and_agree_with_its_onnx(name):
+    """The torch backend and fine-tuning read the shipped weights.pt, or recover the weights
+    from model.onnx where none ships (DeepLab): either must load into today's architecture
+    and give what the shipped graph gives."""
     from seg_perception.data.synthetic import SceneGenerator
     frame = SceneGenerator(1024, 512, seed=4243).generate(0)
-    with Segmenter.from_zoo('enet_panoptic', backend='torch', device='cpu') as torch_run, \
-            Segmenter.from_zoo('enet_panoptic', backend='onnxruntime') as onnx_run:
+    with Segmenter.from_zoo(name, backend='torch', device='cpu') as torch_run, \
+            Segmenter.from_zoo(name, backend='onnxruntime') as onnx_run:
         from_torch, from_onnx = torch_run.segment(frame.image), onnx_run.segment(frame.image)
     assert np.mean(from_torch.semantic == from_onnx.semantic) >= 0.999
     assert np.mean(from_torch.panoptic // 1000 == from_onnx.panoptic // 1000) >= 0.999
