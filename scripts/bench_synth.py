@@ -4,7 +4,8 @@
 Draws ``--frames`` frames (after ``--warmup`` untimed ones) with OpenCV and the BLAS
 limited to one thread, and prints the median and mean wall time and process CPU time per
 frame, and the frames per second they imply. Process CPU time is the steadier figure on a
-shared machine: another process on the same core slows the wall clock, not the CPU time.
+shared machine: another process on the same core slows the wall clock, not the CPU time
+(though not what a shared VM's neighbours do to caches and clocks: repeat the run).
 Pin it to one core for the issue's figure:
 
     taskset -c 0 .venv/bin/python scripts/bench_synth.py --size 1024x512 --frames 50
