@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
+from seg_perception.commands.synth import parse_size  # noqa: E402
 from seg_perception.data.synthetic import SceneGenerator  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    width, height = (int(v) for v in args.size.lower().split('x'))
+    width, height = parse_size(args.size)
     cv2.setNumThreads(1)
     generator = SceneGenerator(width, height, seed=args.seed)
     for index in range(args.warmup):

@@ -15,7 +15,6 @@ Compute the targets after augmentation, on the final crop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -52,25 +51,19 @@ def gaussian_patch(sigma: float) -> np.ndarray:
     return np.outer(line, line).astype(np.float32)
 
 
-def _thing_mask_uint8(semantic: np.ndarray, label_set: LabelSet) -> Optional[np.ndarray]:
-    """For a uint8 map: (H, W) bool thing pixels by one OpenCV look-up, after checking that
-    every value is a train id or void. None for other dtypes."""
-    if semantic.dtype != np.uint8:
-        return None
-    import cv2
-    codes = np.full(256, 2, dtype=np.uint8)  # 2: no train id, 1: thing, 0: stuff or void
-    codes[:label_set.num_classes] = 0
-    codes[list(label_set.thing_ids)] = 1
-    if 0 <= label_set.void_id < 256:
-        codes[label_set.void_id] = 0
-    looked_up = cv2.LUT(semantic, codes)
-    if np.any(looked_up == 2):
-        _thing_mask(semantic, semantic != label_set.void_id, label_set)  # raises, naming it
-    return looked_up == 1
-
-
 def _thing_mask(semantic: np.ndarray, valid: np.ndarray, label_set: LabelSet) -> np.ndarray:
-    """(H, W) bool: pixels of thing classes; raises on a value that is no train id."""
+    """(H, W) bool: pixels of thing classes; raises on a value that is neither a train id nor
+    void. A uint8 map (the usual case) takes one OpenCV look-up."""
+    if semantic.dtype == np.uint8:
+        import cv2
+        codes = np.full(256, 2, dtype=np.uint8)  # 2: no train id, 1: thing, 0: stuff or void
+        codes[:label_set.num_classes] = 0
+        codes[list(label_set.thing_ids)] = 1
+        if 0 <= label_set.void_id < 256:
+            codes[label_set.void_id] = 0
+        looked_up = cv2.LUT(semantic, codes)
+        if not np.any(looked_up == 2):
+            return looked_up == 1
     invalid = valid & ((semantic < 0) | (semantic >= label_set.num_classes))
     if np.any(invalid):
         bad = int(semantic[invalid][0])
@@ -114,9 +107,7 @@ def panoptic_targets(semantic: np.ndarray, instance: np.ndarray, label_set: Labe
     height, width = semantic.shape
     void = label_set.void_id
     valid = semantic != void
-    thing = _thing_mask_uint8(semantic, label_set)
-    if thing is None:
-        thing = _thing_mask(semantic, valid, label_set)
+    thing = _thing_mask(semantic, valid, label_set)
     on_instance = thing & (instance > 0)
 
     # Area and centre of mass of every instance id, from its pixels only.
