@@ -87,6 +87,7 @@ class DemoSession:
         self._timer = None
         self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self._executor.add_node(self.node)
+        self._stop_spinning = threading.Event()
         self._spinner = threading.Thread(target=self._spin, daemon=True)
         self._spinner.start()
 
@@ -112,7 +113,7 @@ class DemoSession:
 
     def _spin(self) -> None:
         try:
-            while self.context.ok():
+            while self.context.ok() and not self._stop_spinning.is_set():
                 self._executor.spin_once(timeout_sec=0.05)
         except Exception:  # noqa: BLE001 - the context was shut down under us
             pass
@@ -232,8 +233,11 @@ class DemoSession:
     def close(self) -> None:
         """Stop spinning, close the bag (always readable) and the ROS context."""
         self.stop_publishing()
-        self.context.try_shutdown()
+        # Spinning stops and running callbacks finish before the node and context go: a
+        # callback that meets a destroyed subscription fails in a task nobody awaits.
+        self._stop_spinning.set()
         self._spinner.join(5)
         self._executor.shutdown()
         self.node.destroy_node()
+        self.context.try_shutdown()
         self._bag.close()
