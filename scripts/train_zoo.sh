@@ -13,7 +13,7 @@
 #   CROP=WxH        training crops (default: 512x256 on a CPU, the full frame on a GPU)
 #   THREADS=N       torch threads per run on a CPU (default: half the cores each)
 # A CUDA GPU is strongly recommended: on a 2-core CPU an epoch of 3000 crops of 512x256
-# takes ~20 min for ENet and ~33 min for DeepLab with both running (bfloat16 on AMX).
+# takes ~22 min for ENet and ~36 min for DeepLab with both running (bfloat16 on AMX).
 set -euo pipefail
 out=${1:?usage: train_zoo.sh OUT_DIR [MINUTES] [FRAMES]}
 minutes=${2:-7}
