@@ -85,3 +85,24 @@ def resize_nearest(label_map: np.ndarray, target_hw: Tuple[int, int]) -> np.ndar
         return label_map
     return cv2.resize(label_map, (int(target_hw[1]), int(target_hw[0])),
                       interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def resize_labelled_frame(image: np.ndarray, semantic: np.ndarray, instance: np.ndarray,
+                          height: int, width: int
+                          ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A frame with ground truth brought to the network size, the way the node resizes
+    camera frames: the image by ``resize_interpolation``'s choice, the maps by nearest.
+
+    Args:
+        image: (h, w, 3) uint8 RGB.
+        semantic, instance: (h, w) label maps (any integer dtypes, kept).
+
+    Returns:
+        ``(image, semantic, instance)`` at (height, width); the inputs when already so.
+    """
+    if image.shape[:2] == (height, width):
+        return image, semantic, instance
+    resized = cv2.resize(image, (width, height),
+                         interpolation=resize_interpolation(image.shape[:2], (height, width)))
+    return (resized, resize_nearest(semantic, (height, width)),
+            resize_nearest(instance, (height, width)))

@@ -141,7 +141,9 @@ class FrameSource:
     ``synthetic`` generates frame ``i`` of a seed on demand, or reads it from a frame cache
     made once by ``materialize`` (generation is far slower than augmentation, and a GPU
     eats frames faster than a few cores can draw them); a directory is read as the
-    Cityscapes format (``split`` = train / val).
+    Cityscapes format (``split`` = train / val), each frame resized to the network size as
+    the node resizes camera frames (``preprocess.resize_labelled_frame``), so augmentation
+    scales and validation measure around the scale the model will see.
     """
 
     def __init__(self, data: str, split: str, width: int, height: int, seed: int,
@@ -209,7 +211,12 @@ class FrameSource:
                                np.asarray(instance[index]).astype(np.int32))
         if self._generator is not None:
             return self._generator.generate(index)
-        return self._dataset[index]
+        sample = self._dataset[index]
+        if sample.semantic.shape == (self.height, self.width):
+            return sample
+        from .preprocess import resize_labelled_frame
+        return CachedFrame(*resize_labelled_frame(sample.image, sample.semantic,
+                                                  sample.instance, self.height, self.width))
 
 
 class TrainingSamples:

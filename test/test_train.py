@@ -146,6 +146,25 @@ def test_crop_trains_on_smaller_crops_and_exports_the_network_size(tmp_path):
         train(tiny_config(crop_height=32, crop_width=60), str(tmp_path), log=lambda *_: None)
 
 
+def test_a_cityscapes_folder_of_another_size_trains_at_the_network_size(tmp_path):
+    """Frames of a dataset folder are resized to the network size (as the node resizes
+    camera frames) before augmentation and validation."""
+    from seg_perception.cli import main
+    from seg_perception.labels import cityscapes
+    from seg_perception.train import FrameSource
+    root = str(tmp_path / 'cityscapes')
+    for split, seed in (('train', 1), ('val', 2)):
+        assert main(['synth', '--out', root, '--count', '2', '--seed', str(seed),
+                     '--size', '96x48', '--split', split]) == 0
+    frame = FrameSource(root, 'val', 128, 64, 0, 0, cityscapes())[1]
+    assert frame.image.shape == (64, 128, 3) and frame.semantic.shape == (64, 128)
+    assert frame.instance.shape == (64, 128) and frame.instance.max() > 0
+    package, result = train(tiny_config(data=root, epochs=1), str(tmp_path / 'run'),
+                            log=lambda *_: None)
+    assert result.frames == 2 and 0.0 <= result.pq <= 1.0
+    assert os.path.isfile(os.path.join(package, 'model.onnx'))
+
+
 def test_bfloat16_autocast_choice():
     from seg_perception.train import use_bfloat16_autocast
     assert use_bfloat16_autocast('bf16', 'cpu') and not use_bfloat16_autocast('off', 'cuda')
