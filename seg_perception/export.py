@@ -104,13 +104,19 @@ class FusedSegmentationGraph(nn.Module):
             return parameter.dtype
         return torch.float32
 
-    def forward(self, image: torch.Tensor,
-                center_threshold: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
+    def heads(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The network's raw heads for float32 (B, 3, H, W) raw RGB 0..255: ``semantic``
+        (B, C, H, W) logits and, for panoptic networks, ``center`` (B, 1, H/r, W/r) and
+        ``offset`` (B, 2, H/r, W/r), in the network's dtype (normalisation as in the graph)."""
         normalised = (image - self.pixel_mean) * self.pixel_inverse_std
         dtype = self._network_dtype()
         if dtype != torch.float32:  # torch backend in FP16: post-processing stays float32
             normalised = normalised.to(dtype)
-        heads = self.network(normalised)
+        return self.network(normalised)
+
+    def forward(self, image: torch.Tensor,
+                center_threshold: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
+        heads = self.heads(image)
         semantic = heads['semantic'].float()
         if not self.panoptic:
             return tuple(self.postprocess(semantic, None, None, None))

@@ -400,11 +400,44 @@ def panoptic_from_heads(semantic_logits: np.ndarray, center: np.ndarray, offset:
     Returns:
         ``PanopticOutput`` with (H, W) maps and (top_k,) instance scores.
     """
-    settings = settings or PostprocessSettings()
     logits = np.asarray(semantic_logits, dtype=np.float32)
     if logits.ndim != 3:
         raise ValueError(f'semantic_logits must be (C, H, W), got shape {logits.shape}')
-    num_classes, height, width = logits.shape
+    semantic, confidence = semantic_from_logits(logits)
+    merged, instance, panoptic, scores = panoptic_from_semantic(
+        semantic, center, offset, thing_ids, logits.shape[0], settings, center_threshold,
+        label_divisor, void_id)
+    return PanopticOutput(semantic=merged, confidence=confidence, instance=instance,
+                          panoptic=panoptic, instance_score=scores)
+
+
+def panoptic_from_semantic(semantic: np.ndarray, center: np.ndarray, offset: np.ndarray,
+                           thing_ids: Sequence[int], num_classes: int,
+                           settings: Optional[PostprocessSettings] = None,
+                           center_threshold: Optional[float] = None, label_divisor: int = 1000,
+                           void_id: int = 255
+                           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 2-6 of the module docstring on an argmax map already computed (step 1).
+
+    The post-processing search (``postprocess_tuning``) runs this many times per frame with
+    the argmax done once.
+
+    Args:
+        semantic: int (H, W) argmax classes.
+        center, offset: As for ``panoptic_from_heads``.
+        thing_ids: Thing class ids.
+        num_classes: Number of classes C of the logits.
+        settings, center_threshold, label_divisor, void_id: As for ``panoptic_from_heads``.
+
+    Returns:
+        ``(semantic, instance, panoptic, instance_score)``: int32 (H, W) maps with thing
+        pixels of an instance relabelled to its voted class, and float32 (top_k,) scores.
+    """
+    settings = settings or PostprocessSettings()
+    semantic = np.asarray(semantic)
+    if semantic.ndim != 2:
+        raise ValueError(f'semantic must be (H, W), got shape {semantic.shape}')
+    height, width = semantic.shape
     heat = np.asarray(center, dtype=np.float32)
     heat = heat[0] if heat.ndim == 3 and heat.shape[0] == 1 else heat
     offset = np.asarray(offset, dtype=np.float32)
@@ -420,7 +453,6 @@ def panoptic_from_heads(semantic_logits: np.ndarray, center: np.ndarray, offset:
     check_grid_size(height, width, stride)
     threshold = settings.center_threshold if center_threshold is None else center_threshold
 
-    semantic, confidence = semantic_from_logits(logits)
     grid_semantic = to_grid(semantic, stride)
     centers = find_centers(heads_to_grid(heat, head_stride, stride), threshold,
                            grid_nms_kernel(settings.nms_kernel, stride), settings.top_k)
@@ -433,7 +465,7 @@ def panoptic_from_heads(semantic_logits: np.ndarray, center: np.ndarray, offset:
 
     stuff = np.ones(num_classes, dtype=bool)
     stuff[list(thing_ids)] = False
-    stuff_cells = np.bincount(grid_semantic.ravel(), minlength=num_classes)
+    stuff_cells = np.bincount(grid_semantic.ravel(), minlength=num_classes)[:num_classes]
     small_stuff = stuff & (stuff_cells * stride * stride < settings.stuff_area)
 
     merged, instance, panoptic = merge_panoptic(
@@ -441,8 +473,7 @@ def panoptic_from_heads(semantic_logits: np.ndarray, center: np.ndarray, offset:
         stride, label_divisor, void_id)
     scores = np.zeros(settings.top_k, dtype=np.float32)
     scores[:slots] = np.where(keep, centers.score, np.float32(0))
-    return PanopticOutput(semantic=merged, confidence=confidence, instance=instance,
-                          panoptic=panoptic, instance_score=scores)
+    return merged, instance, panoptic, scores
 
 
 def instance_stride_of(height: int, width: int, head_shape: Sequence[int]) -> int:

@@ -1,0 +1,145 @@
+"""``seg-perception tune``: search a panoptic model's post-processing settings for PQ."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+
+HELP = ("search a panoptic model's post-processing settings (centre threshold, NMS, areas) "
+        'on validation frames and write the tuned package')
+
+
+def add_arguments(parser) -> None:
+    from ..postprocess_tuning import SEARCH_SPACE
+    from ..train import SYNTHETIC_VALIDATION_SEED
+    parser.add_argument('--model', required=True, help='zoo name or model-package directory')
+    parser.add_argument('--data', default='synthetic',
+                        help='"synthetic" or a Cityscapes-format root (leftImg8bit/, gtFine/); '
+                        'frames are resized to the network size')
+    parser.add_argument('--split', default='val',
+                        help='split of a Cityscapes-format root (default %(default)s)')
+    parser.add_argument('--frames', type=int, default=40,
+                        help='frames to tune on; 0 = the whole split (default %(default)s)')
+    parser.add_argument('--seed', type=int, default=SYNTHETIC_VALIDATION_SEED,
+                        help='synthetic seed (default %(default)s, the training validation '
+                        'seed; the held-out test seed is refused)')
+    parser.add_argument('--rounds', type=int, default=2,
+                        help='passes over the settings (default %(default)s)')
+    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
+                        help='torch device for the network (default %(default)s)')
+    parser.add_argument('--out', metavar='DIR',
+                        help='write the package with the tuned settings here (re-exported '
+                        'ONNX + manifest + weights); without it only the search is printed')
+    parser.add_argument('--json', metavar='FILE', help='write the search (every trial) here')
+    parser.epilog = 'searched: ' + '; '.join(
+        f'{name} {", ".join(str(v) for v in values)}' for name, values in SEARCH_SPACE.items())
+
+
+def _frames(args, manifest):
+    """The frames to tune on: (iterable, count, description)."""
+    from ..scoring import SYNTHETIC_TEST_SEED
+    if args.data == 'synthetic':
+        from ..data.synthetic import SceneGenerator
+        if args.seed == SYNTHETIC_TEST_SEED:
+            raise ValueError(f'--seed {args.seed} is the held-out test seed of the model cards; '
+                             'tune on another seed so the test stays unseen')
+        if args.frames <= 0:
+            raise ValueError('--frames must be positive with --data synthetic')
+        generator = SceneGenerator(manifest.input_width, manifest.input_height, args.seed)
+        return ((generator.generate(index) for index in range(args.frames)), args.frames,
+                f'synthetic seed {args.seed}')
+    from ..train import FrameSource
+    source = FrameSource(args.data, args.split, manifest.input_width, manifest.input_height,
+                         args.seed, args.frames, manifest.label_set)
+    if len(source) == 0:
+        raise ValueError(f'{args.data} split {args.split!r} has no frames')
+    return ((source[index] for index in range(len(source))), len(source),
+            f'{args.data} ({args.split})')
+
+
+def _device(choice: str) -> str:
+    if choice != 'auto':
+        return choice
+    import torch
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def _describe(settings) -> str:
+    return ', '.join(f'{k} {v}' for k, v in dataclasses.asdict(settings).items())
+
+
+def _score_text(score) -> str:
+    return (f'PQ {score.pq:.4f} (things {score.pq_things:.4f}, stuff {score.pq_stuff:.4f})  '
+            f'mIoU {score.miou:.4f}')
+
+
+def main(args) -> int:
+    from ..atomic import atomic_write_text
+    from ..data.cityscapes import DatasetError
+    from ..export import export_model_package, ExportError
+    from ..manifest import ManifestError
+    from ..package import load_model_package, load_torch_network, PackageError
+    from ..postprocess_tuning import (
+        collect_head_samples,
+        tune_postprocess,
+        TuningError,
+    )
+    from ..progress import progress_line
+    from ..zoo import resolve_model
+
+    try:
+        manifest, package_dir = load_model_package(resolve_model(args.model))
+        if not manifest.is_panoptic:
+            raise TuningError(f'model {manifest.name} is {manifest.task}: only panoptic models '
+                              'have post-processing settings to tune')
+        frames, count, source = _frames(args, manifest)
+        device = _device(args.device)
+        network = load_torch_network(package_dir, manifest, device)
+        started = time.monotonic()
+        samples = collect_head_samples(
+            network, manifest, frames, device,
+            progress=lambda done: progress_line('network', done, count, started))
+        print(f'{manifest.name}: {len(samples)} frames of {source} at '
+              f'{manifest.input_width}x{manifest.input_height}')
+        print(f'  start: {_describe(manifest.postprocess)}')
+
+        def report(trial):
+            print(f'  {_score_text(trial.score)}  <- {_describe(trial.settings)}', flush=True)
+
+        result = tune_postprocess(samples, manifest, rounds=args.rounds, on_trial=report)
+    except (ValueError, KeyError, RuntimeError, OSError, DatasetError, ManifestError,
+            PackageError) \
+            as error:
+        print(f'tune: {error}', file=sys.stderr)
+        return 2
+    print(f'baseline: {_score_text(result.baseline.score)}')
+    print(f'tuned:    {_score_text(result.best.score)}')
+    changed = result.changed()
+    print('changed:  ' + (', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items())
+                          or 'nothing (the starting settings are the best found)'))
+    summary = {
+        'data': source, 'frames': result.frames, 'rounds': args.rounds,
+        'baseline': {'settings': dataclasses.asdict(result.baseline.settings),
+                     'score': result.baseline.score.as_dict()},
+        'tuned': {'settings': dataclasses.asdict(result.best.settings),
+                  'score': result.best.score.as_dict()},
+    }
+    if args.json:
+        trials = [{'settings': dataclasses.asdict(t.settings), 'score': t.score.as_dict()}
+                  for t in result.trials]
+        atomic_write_text(args.json, json.dumps(dict(summary, trials=trials), indent=2) + '\n')
+    if args.out:
+        info = dict(manifest.info)
+        info['postprocess_tuning'] = summary
+        tuned = dataclasses.replace(manifest, postprocess=result.best.settings, info=info)
+        try:
+            export_model_package(network.cpu(), tuned, args.out,
+                                 fp16_weights=manifest.info.get('weights_dtype') == 'float16',
+                                 save_weights=manifest.weights_file is not None)
+        except (ExportError, OSError) as error:
+            print(f'tune: cannot write {args.out}: {error}', file=sys.stderr)
+            return 2
+        print(f'wrote the tuned package to {args.out}')
+    return 0
