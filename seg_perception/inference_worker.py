@@ -207,7 +207,7 @@ class InferenceWorker:
         try:
             results = self._segmenter.segment_batch(
                 [frame.image for frame in frames], config.output_resolution,
-                config.center_threshold)
+                config.center_threshold_override)
         except Exception as error:  # noqa: BLE001 - one bad round must not kill the node
             for frame in frames:
                 self._on_error(frame.camera, f'{type(error).__name__}: {error}')

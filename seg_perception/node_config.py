@@ -129,9 +129,10 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
     _switch('panoptic_color', True, 'rgb8, one colour per instance'),
     _switch('camera_info', True, '<camera>/camera_info scaled to the output resolution'),
     _switch('detections', True, 'vision_msgs/Detection2DArray, when vision_msgs is installed'),
-    ParameterSpec('center_threshold', 'double', 0.1,
-                  'Instance centre heatmap threshold (panoptic models); next frame.',
-                  minimum=0.0, maximum=1.0, read_only=False),
+    ParameterSpec('center_threshold', 'double', -1.0,
+                  'Instance centre heatmap threshold (panoptic models), 0..1; negative = the '
+                  "model package's own (tuned) value; next frame.",
+                  minimum=-1.0, maximum=1.0, read_only=False),
     ParameterSpec('min_instance_area', 'integer', 0,
                   'Instances smaller than this many network-input pixels are dropped; next '
                   'frame.', minimum=0, maximum=1 << 24, read_only=False),
@@ -188,6 +189,11 @@ class NodeConfig:
     overlay_alpha: float
     batch_cameras: bool
     diagnostics_period: float
+
+    @property
+    def center_threshold_override(self) -> Optional[float]:
+        """The centre threshold to pass to the Segmenter: None (the package's) when negative."""
+        return None if self.center_threshold < 0 else self.center_threshold
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> 'NodeConfig':

@@ -397,7 +397,7 @@ def test_bad_startup_parameters_exit_with_one_clear_line(package, tmp_path):
         'corrupt': ({'model': str(corrupt)}, 'corrupt'),
         'zoo': ({'model': 'no_such_model'}, 'no_such_model'),
         'range': ({'model': package, 'center_threshold': 3.0},
-                  'parameter center_threshold = 3.0 is out of range 0.0..1.0'),
+                  'parameter center_threshold = 3.0 is out of range -1.0..1.0'),
         'type': ({'model': package, 'threads': 'many'},
                  "parameter threads must be an integer (0..256), got 'many'"),
         'no list': ({'model': package, 'cameras': 'front'},

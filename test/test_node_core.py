@@ -47,7 +47,7 @@ def test_config_fields_are_the_parameter_table():
     ('input_transport', 'theora', 'raw, compressed'),
     ('qos_reliability', 'sometimes', 'auto, best_effort, reliable'),
     ('output_resolution', 'half', 'input, network'),
-    ('center_threshold', 1.5, 'parameter center_threshold = 1.5 is out of range 0.0..1.0'),
+    ('center_threshold', 1.5, 'parameter center_threshold = 1.5 is out of range -1.0..1.0'),
     ('overlay_alpha', -0.1, 'overlay_alpha'),
     ('min_instance_area', -3, 'min_instance_area'),
     ('min_instance_area', 2.5, 'must be an integer'),
@@ -73,7 +73,9 @@ def test_runtime_update_applies_and_refuses_read_only():
     assert config.cameras == ('front', 'rear')
     changed = config.updated({'center_threshold': 0.3, 'overlay_alpha': 1})
     assert (changed.center_threshold, changed.overlay_alpha) == (0.3, 1.0)
-    assert config.center_threshold == 0.1  # frozen original unchanged
+    assert config.center_threshold == -1.0  # frozen original unchanged
+    assert config.center_threshold_override is None  # negative: the package's own value
+    assert changed.center_threshold_override == 0.3
     with pytest.raises(ConfigError, match='parameter model is read-only'):
         config.updated({'model': 'other'})
     with pytest.raises(ConfigError, match='out of range'):
