@@ -58,8 +58,9 @@ common=(--tasks panoptic --data synthetic --height 512 --width 1024 --crop "$cro
         --class-balanced-crops 0.5 --max-minutes "$minutes" --epochs 1000
         --batch-size "$batch" --workers "$workers")
 # shellcheck disable=SC2046  # init's words are meant to split
+# ENet steps run ~25 % faster in NHWC on an AMX CPU; DeepLab MobileNetV3 does not gain.
 "$py" -m seg_perception.cli train --model enet --lr 1e-3 $(init enet_panoptic) \
-    "${common[@]}" --out "$out/enet" > "$out/enet.log" 2>&1 &
+    --channels-last "${common[@]}" --out "$out/enet" > "$out/enet.log" 2>&1 &
 enet=$!
 # shellcheck disable=SC2046
 "$py" -m seg_perception.cli train --model deeplabv3plus_mobilenetv3 --lr 1e-3 \

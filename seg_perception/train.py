@@ -67,6 +67,10 @@ class TrainConfig:
             match (e.g. after a head change) and log how many; at least half must match.
         max_minutes: Stop after the epoch during which this much time has passed, then
             validate and export as after the last epoch (0: no limit).
+        channels_last: Train with weights and images in channels-last (NHWC) memory
+            layout, which oneDNN and tensor cores run faster for some networks (ENet steps
+            ~25 % faster on the AMX CPU here, DeepLab MobileNetV3 not). Results are the same
+            computation; checkpoints and the exported package are layout-free.
     """
 
     model: str
@@ -99,6 +103,7 @@ class TrainConfig:
     max_minutes: float = 0.0
     init_weights: str = ''
     init_partial: bool = False
+    channels_last: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -539,6 +544,8 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
 
     network = build_model(config.model, num_classes=label_set.num_classes,
                           panoptic=config.task == 'panoptic').to(device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    network = network.to(memory_format=layout)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     start_epoch, history = 0, []
@@ -614,7 +621,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             for group in optimizer.param_groups:
                 group['lr'] = lr
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            images = (batch['image'].float() - mean) * scale
+            images = ((batch['image'].float() - mean) * scale).contiguous(memory_format=layout)
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_amp):
                 outputs = network(images)
             loss, parts = panoptic_deeplab_loss(outputs, batch, config, label_set.void_id)
@@ -663,7 +670,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
 
     if validation is None or validated_epochs != epochs_done:
         validation = validate(network, manifest, val_frames, device)
-    network = network.float().cpu()
+    network = network.float().cpu().to(memory_format=torch.contiguous_format)
     manifest.info = {
         'trained_by': 'seg-perception train',
         'command': command_line,

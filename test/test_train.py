@@ -165,6 +165,23 @@ def test_a_cityscapes_folder_of_another_size_trains_at_the_network_size(tmp_path
     assert os.path.isfile(os.path.join(package, 'model.onnx'))
 
 
+def test_channels_last_training_exports_a_plain_package(tmp_path):
+    from seg_perception.package import read_state_dict
+    package, result = train(tiny_config(epochs=1, channels_last=True), str(tmp_path),
+                            log=lambda *_: None)
+    assert 0.0 <= result.miou <= 1.0
+    weights = read_state_dict(os.path.join(package, 'weights.pt'))
+    four_d = [v for v in weights.values() if v.dim() == 4]
+    assert four_d and all(v.is_contiguous() for v in four_d)
+    state = load_checkpoint(os.path.join(str(tmp_path), 'checkpoints', 'last.pt'))
+    assert state['config']['channels_last'] is True
+    # The weights were trained in NHWC: the checkpoint keeps their strides.
+    spatial = [v for v in state['model'].values() if v.dim() == 4 and v.shape[-1] > 1
+               and v.shape[1] > 1]
+    assert spatial and all(v.is_contiguous(memory_format=torch.channels_last)
+                           and not v.is_contiguous() for v in spatial)
+
+
 def test_bfloat16_autocast_choice():
     from seg_perception.train import use_bfloat16_autocast
     assert use_bfloat16_autocast('bf16', 'cpu') and not use_bfloat16_autocast('off', 'cuda')

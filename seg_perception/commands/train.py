@@ -54,6 +54,10 @@ def add_arguments(parser) -> None:
     parser.add_argument('--max-minutes', type=float, default=0.0,
                         help='stop after the epoch in which this many minutes have passed, '
                         'then validate and export (default: no limit)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='train in channels-last (NHWC) memory layout: faster for some '
+                        'networks on oneDNN CPUs and tensor-core GPUs (ENet ~25 %% per step on '
+                        'an AMX CPU); the exported package is the same')
     parser.add_argument('--init-weights', default='', metavar='PATH',
                         help='start from these weights: a .pt state dict, a checkpoint, or a '
                         'model package / zoo model directory (fine-tuning; a package without '
@@ -97,7 +101,7 @@ def main(args) -> int:
         min_scale=args.min_scale, max_scale=args.max_scale,
         class_balanced_crops=args.class_balanced_crops, mixed_precision=args.mixed_precision,
         max_minutes=args.max_minutes, init_weights=args.init_weights,
-        init_partial=args.init_partial,
+        init_partial=args.init_partial, channels_last=args.channels_last,
         crop_height=crop_height, crop_width=crop_width,
         frame_cache='' if args.frame_cache is None else (
             args.frame_cache or os.path.join(args.out, 'frame_cache')))
