@@ -76,6 +76,13 @@ def test_search_keeps_the_start_when_nothing_beats_it():
     assert [t.settings.center_threshold for t in result.trials] == [0.5, 0.2]
 
 
+def test_search_never_trades_away_more_miou_than_allowed():
+    manifest = panoptic_manifest(center_threshold=0.1, stuff_area=0)
+    # Nothing may lower mIoU at all, and nothing raises it here: the start stays.
+    result = tune_postprocess([split_car_sample()], manifest, max_miou_drop=-1.0)
+    assert result.best.settings == manifest.postprocess and len(result.trials) > 1
+
+
 def test_score_settings_counts_the_split_car_as_a_miss():
     sample = split_car_sample()
     split = score_settings([sample], PostprocessSettings(center_threshold=0.1, stuff_area=0),
