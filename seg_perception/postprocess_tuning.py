@@ -111,6 +111,13 @@ class TuningResult:
         return {k: (before[k], after[k]) for k in before if before[k] != after[k]}
 
 
+def require_panoptic(manifest: ModelManifest) -> None:
+    """Raise ``TuningError`` unless the model has panoptic post-processing to tune."""
+    if not manifest.is_panoptic:
+        raise TuningError(f'model {manifest.name} is {manifest.task}: only panoptic models '
+                          'have post-processing settings to tune')
+
+
 def collect_head_samples(network, manifest: ModelManifest, frames: Iterable,
                          device: str = 'cpu',
                          progress: Optional[Callable[[int], None]] = None) -> List[HeadSample]:
@@ -129,9 +136,7 @@ def collect_head_samples(network, manifest: ModelManifest, frames: Iterable,
     from .export import FusedSegmentationGraph
     from .postprocess import semantic_from_logits
     from .preprocess import resize_labelled_frame
-    if not manifest.is_panoptic:
-        raise TuningError(f'model {manifest.name} is {manifest.task}: only panoptic models '
-                          'have post-processing settings to tune')
+    require_panoptic(manifest)
     height, width = manifest.input_height, manifest.input_width
     graph = FusedSegmentationGraph(network, manifest).to(device).eval()
     samples = []

@@ -62,13 +62,6 @@ def _frames(args, manifest):
             f'{args.data} ({args.split})')
 
 
-def _device(choice: str) -> str:
-    if choice != 'auto':
-        return choice
-    import torch
-    return 'cuda' if torch.cuda.is_available() else 'cpu'
-
-
 def _describe(settings) -> str:
     return ', '.join(f'{k} {v}' for k, v in dataclasses.asdict(settings).items())
 
@@ -84,21 +77,16 @@ def main(args) -> int:
     from ..export import export_model_package, ExportError
     from ..manifest import ManifestError
     from ..package import load_model_package, load_torch_network, PackageError
-    from ..postprocess_tuning import (
-        collect_head_samples,
-        tune_postprocess,
-        TuningError,
-    )
+    from ..postprocess_tuning import collect_head_samples, require_panoptic, tune_postprocess
     from ..progress import progress_line
+    from ..train import resolve_device
     from ..zoo import resolve_model
 
     try:
         manifest, package_dir = load_model_package(resolve_model(args.model))
-        if not manifest.is_panoptic:
-            raise TuningError(f'model {manifest.name} is {manifest.task}: only panoptic models '
-                              'have post-processing settings to tune')
+        require_panoptic(manifest)
         frames, count, source = _frames(args, manifest)
-        device = _device(args.device)
+        device = resolve_device(args.device)
         network = load_torch_network(package_dir, manifest, device)
         started = time.monotonic()
         samples = collect_head_samples(
@@ -114,8 +102,7 @@ def main(args) -> int:
         result = tune_postprocess(samples, manifest, rounds=args.rounds,
                                   max_miou_drop=args.max_miou_drop, on_trial=report)
     except (ValueError, KeyError, RuntimeError, OSError, DatasetError, ManifestError,
-            PackageError) \
-            as error:
+            PackageError) as error:
         print(f'tune: {error}', file=sys.stderr)
         return 2
     print(f'baseline: {_score_text(result.baseline.score)}')
