@@ -14,6 +14,7 @@
 #   FROM_SCRATCH=1  start from random weights instead of the zoo packages
 #   CROP=WxH        training crops (default: 512x256 on a CPU, the full frame on a GPU)
 #   THREADS=N       torch threads per run on a CPU (default: half the cores each)
+#   SKIP_TUNE=1     stop after training (tune elsewhere, e.g. off a rented GPU's clock)
 # A CUDA GPU is strongly recommended: on a 2-core CPU an epoch of 3000 crops of 512x256
 # takes ~22 min for ENet and ~36 min for DeepLab with both running (bfloat16 on AMX).
 set -euo pipefail
@@ -74,6 +75,7 @@ for run in enet deeplab; do
     echo "== $run"; tr '\r' '\n' < "$out/$run.log" | grep -E '^(epoch [0-9]+:|training|stopping|exported|model package|recovered|loaded|error)' || true
 done
 [ $status -eq 0 ] || exit $status
+[ -z "${SKIP_TUNE:-}" ] || exit 0
 # Post-processing settings for PQ, on validation frames (never the model cards' test seed).
 for run in enet deeplab; do
     echo "== tune $run"
