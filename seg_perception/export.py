@@ -289,7 +289,7 @@ def export_model_package(network: nn.Module, manifest: ModelManifest, out_dir: s
     finally:
         network.train(was_training)
     manifest.onnx_sha256 = sha256_bytes(onnx_bytes)
-    manifest.info.setdefault('exporter', f'torch {torch.__version__} TorchScript ONNX exporter')
+    manifest.info['exporter'] = f'torch {torch.__version__} TorchScript ONNX exporter'
     if save_weights:
         manifest.info['weights_dtype'] = 'float16' if fp16_weights else 'float32'
     os.makedirs(out_dir, exist_ok=True)

@@ -20,9 +20,11 @@ module's docstring for the full algorithm; tests compare the two, eager and expo
 5. Votes = one-hot(instance)^T . one-hot(thing class) as one batched MatMul on the grid;
    class = ArgMax (ties -> lowest), area = cells * s^2; keep when it has a thing cell and
    area >= min_instance_area (else id 0, score 0); ids are slot + 1.
-6. Nearest upsampling (Expand + Reshape): thing pixels take their cell's instance and, when
-   non-zero, its voted class; panoptic = semantic * label_divisor + instance; stuff classes
-   whose grid area cells * s^2 < stuff_area become void * label_divisor in panoptic.
+6. Nearest upsampling (Expand + Reshape): thing pixels take their cell's instance;
+   panoptic = class * label_divisor + instance, class = the instance's voted class where
+   it is non-zero, else the pixel's semantic class (the semantic output stays the argmax);
+   stuff classes whose grid area cells * s^2 < stuff_area become void * label_divisor in
+   panoptic.
 
 Only ops that onnx-tensorrt parses for TensorRT 8.5 and 10.x: ArgMax/ArgMin, ReduceMax,
 ReduceSum, Exp, Slice, MaxPool (no indices), TopK (constant K), Gather, GatherElements, MatMul,
@@ -219,8 +221,8 @@ class FusedPostprocess(nn.Module):
         grid_class = torch.gather(class_table, 1, assignment)
         instance = torch.where(self._thing_pixels(semantic, best),
                                self._upsample(grid_instance), 0)
-        merged = torch.where(instance > 0, self._upsample(grid_class), semantic)
-        panoptic = merged * self.label_divisor + instance
+        category = torch.where(instance > 0, self._upsample(grid_class), semantic)
+        panoptic = category * self.label_divisor + instance
 
         class_onehot = (grid_semantic.unsqueeze(2) == self.class_ids.view(1, 1, -1)).float()
         stuff_area = class_onehot.sum(dim=1) * float(stride * stride)
@@ -234,7 +236,7 @@ class FusedPostprocess(nn.Module):
         if self.slots < self.top_k:
             unused = instance_score[:, :1] * self.unused_scores  # (B, top_k - K) zeros
             instance_score = torch.cat([instance_score, unused], dim=1)
-        return merged, confidence, instance, panoptic, instance_score
+        return semantic, confidence, instance, panoptic, instance_score
 
     def _heads_to_grid(self, maps: torch.Tensor) -> torch.Tensor:
         """(B, c, H/r, W/r) at the instance stride -> (B, c, H/s, W/s) on the grouping grid."""

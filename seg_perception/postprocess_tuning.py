@@ -13,9 +13,9 @@ on frames with ground truth, maximising PQ:
    (``postprocess.panoptic_from_semantic``, which tests hold equal to the fused graph) and
    the metrics of ``metrics``;
 3. one setting at a time takes its best value over ``SEARCH_SPACE`` with the others held,
-   for up to ``rounds`` rounds or until a round changes nothing. A setting may not cost
-   more than ``max_miou_drop`` of the starting mIoU: thing pixels take their instance's
-   voted class, so fewer, larger instances can raise PQ while relabelling pixels wrongly.
+   for up to ``rounds`` rounds or until a round changes nothing. The mIoU reported beside
+   PQ is that of the argmax semantic map, which no setting changes (thing pixels take
+   their instance's voted class in the panoptic map only).
 
 ``grouping_stride`` and ``top_k`` are not searched: they set the graph's cost, not only its
 output. Use frames that were not used to train the model and are not the ones you report.
@@ -40,8 +40,6 @@ SEARCH_SPACE: Dict[str, Tuple] = {
 }
 #: A value replaces the current one only when it raises PQ by more than this (noise guard).
 MIN_GAIN = 1e-4
-#: Default limit on the mIoU a setting may lose against the starting settings.
-MAX_MIOU_DROP = 0.005
 
 
 class TuningError(ValueError):
@@ -69,7 +67,7 @@ class HeadSample:
 
 @dataclass(frozen=True)
 class TuningScore:
-    """Quality of one setting over all samples (mIoU of the post-processed semantic map)."""
+    """Quality of one setting over all samples (mIoU of the argmax semantic map)."""
 
     pq: float
     sq: float
@@ -172,11 +170,11 @@ def score_settings(samples: Sequence[HeadSample], settings: PostprocessSettings,
     confusion = ConfusionMatrix(labels.num_classes, ignore_index=labels.void_id)
     quality = PanopticQuality(labels, label_divisor=manifest.label_divisor)
     for sample in samples:
-        semantic, _, panoptic, _ = panoptic_from_semantic(
+        _, panoptic, _ = panoptic_from_semantic(
             sample.semantic, sample.center, sample.offset, labels.thing_ids,
             labels.num_classes, settings, label_divisor=manifest.label_divisor,
             void_id=labels.void_id)
-        confusion.update(semantic, sample.gt_semantic)
+        confusion.update(sample.semantic, sample.gt_semantic)
         quality.update(panoptic, sample.gt_panoptic)
     result = quality.result()
     return TuningScore(pq=float(result.pq), sq=float(result.sq), rq=float(result.rq),
@@ -186,7 +184,6 @@ def score_settings(samples: Sequence[HeadSample], settings: PostprocessSettings,
 
 def tune_postprocess(samples: Sequence[HeadSample], manifest: ModelManifest,
                      search_space: Optional[Dict[str, Sequence]] = None, rounds: int = 2,
-                     max_miou_drop: float = MAX_MIOU_DROP,
                      on_trial: Optional[Callable[[Trial], None]] = None) -> TuningResult:
     """Coordinate search for the settings with the highest PQ on ``samples``.
 
@@ -196,8 +193,6 @@ def tune_postprocess(samples: Sequence[HeadSample], manifest: ModelManifest,
         search_space: Setting name -> values to try (default ``SEARCH_SPACE``); names must
             be fields of ``PostprocessSettings`` other than ``grouping_stride`` and ``top_k``.
         rounds: Passes over all settings (stops early when a pass changes nothing).
-        max_miou_drop: Settings whose mIoU is more than this below the starting settings'
-            are never chosen.
         on_trial: Called with each newly scored trial (progress output).
 
     Returns:
@@ -227,7 +222,6 @@ def tune_postprocess(samples: Sequence[HeadSample], manifest: ModelManifest,
         return scored[key]
 
     baseline = Trial(manifest.postprocess, score(manifest.postprocess))
-    miou_floor = baseline.score.miou - max_miou_drop
     best = baseline
     for _ in range(rounds):
         improved = False
@@ -236,8 +230,7 @@ def tune_postprocess(samples: Sequence[HeadSample], manifest: ModelManifest,
             for value in sorted(set(values) | {current}):
                 candidate = dataclasses.replace(best.settings, **{name: value})
                 candidate_score = score(candidate)
-                if candidate_score.pq > best.score.pq + MIN_GAIN \
-                        and candidate_score.miou >= miou_floor:
+                if candidate_score.pq > best.score.pq + MIN_GAIN:
                     best = Trial(candidate, candidate_score)
                     improved = True
         if not improved:

@@ -178,9 +178,12 @@ def test_every_output_for_a_full_size_frame(rig):
     assert instance.max() > 0, 'the lively model should find instances'
     assert ((confidence > 0) & (confidence <= 1)).all()
     not_void = panoptic != 255 * 1000
-    np.testing.assert_array_equal((panoptic // 1000)[not_void], semantic[not_void])
+    stuff_or_unassigned = not_void & (instance == 0)
+    np.testing.assert_array_equal((panoptic // 1000)[stuff_or_unassigned],
+                                  semantic[stuff_or_unassigned])
     np.testing.assert_array_equal((panoptic % 1000)[not_void], instance[not_void])
     assert np.isin(semantic[instance > 0], np.arange(11, 19)).all()
+    assert np.isin((panoptic // 1000)[instance > 0], np.arange(11, 19)).all()
     panoptic_color = decode(outputs['panoptic_color'])
     for segment in np.unique(panoptic)[:20]:
         pixels = panoptic_color[panoptic == segment]

@@ -171,15 +171,17 @@ def test_two_blobs_grouped_by_offsets():
 
 def test_offsets_decide_membership_not_distance_to_pixel():
     # The whole car points at the person's centre: it becomes part of that instance and
-    # the merged instance takes the majority class.
+    # the merged instance takes the majority class in the panoptic map; the semantic map
+    # keeps each pixel's argmax class.
     logits, center, offset, person, car = two_blob_scene()
     center[grid_pixel(4, 12)] = 0.0
     offsets_to(car, grid_pixel(3, 3), offset)
     result = pp.panoptic_from_heads(logits, center, offset, THINGS,
                                     PostprocessSettings(stuff_area=0))
     assert set(np.unique(result.instance[person | car])) == {1}
-    majority = 13 if car.sum() > person.sum() else 11
-    assert set(np.unique(result.semantic[person | car])) == {majority}
+    # 30 grid cells of each class: the tie goes to the lower class id, person (11).
+    assert set(np.unique(result.panoptic[person | car])) == {11 * 1000 + 1}
+    np.testing.assert_array_equal(result.semantic, np.where(person, 11, np.where(car, 13, 0)))
 
 
 def test_nms_suppresses_neighbours_and_keeps_distant_peaks():

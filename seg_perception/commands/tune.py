@@ -12,7 +12,7 @@ HELP = ("search a panoptic model's post-processing settings (centre threshold, N
 
 
 def add_arguments(parser) -> None:
-    from ..postprocess_tuning import MAX_MIOU_DROP, SEARCH_SPACE
+    from ..postprocess_tuning import SEARCH_SPACE
     from ..train import SYNTHETIC_VALIDATION_SEED
     parser.add_argument('--model', required=True, help='zoo name or model-package directory')
     parser.add_argument('--data', default='synthetic',
@@ -27,9 +27,6 @@ def add_arguments(parser) -> None:
                         'seed; the held-out test seed is refused)')
     parser.add_argument('--rounds', type=int, default=2,
                         help='passes over the settings (default %(default)s)')
-    parser.add_argument('--max-miou-drop', type=float, default=MAX_MIOU_DROP, metavar='D',
-                        help='never choose settings whose mIoU is more than D below the '
-                        "starting settings' (default %(default)s)")
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                         help='torch device for the network (default %(default)s)')
     parser.add_argument('--out', metavar='DIR',
@@ -99,8 +96,7 @@ def main(args) -> int:
         def report(trial):
             print(f'  {_score_text(trial.score)}  <- {_describe(trial.settings)}', flush=True)
 
-        result = tune_postprocess(samples, manifest, rounds=args.rounds,
-                                  max_miou_drop=args.max_miou_drop, on_trial=report)
+        result = tune_postprocess(samples, manifest, rounds=args.rounds, on_trial=report)
     except (ValueError, KeyError, RuntimeError, OSError, DatasetError, ManifestError,
             PackageError) as error:
         print(f'tune: {error}', file=sys.stderr)
@@ -112,7 +108,6 @@ def main(args) -> int:
                           or 'nothing (the starting settings are the best found)'))
     summary = {
         'data': source, 'frames': result.frames, 'rounds': args.rounds,
-        'max_miou_drop': args.max_miou_drop,
         'baseline': {'settings': dataclasses.asdict(result.baseline.settings),
                      'score': result.baseline.score.as_dict()},
         'tuned': {'settings': dataclasses.asdict(result.best.settings),
