@@ -161,25 +161,37 @@ def collect_head_samples(network, manifest: ModelManifest, frames: Iterable,
     return samples
 
 
-def score_settings(samples: Sequence[HeadSample], settings: PostprocessSettings,
-                   manifest: ModelManifest) -> TuningScore:
-    """mIoU and PQ of ``settings`` over ``samples`` (reference post-processing)."""
-    from .metrics import ConfusionMatrix, PanopticQuality
-    from .postprocess import panoptic_from_semantic
+def semantic_miou(samples: Sequence[HeadSample], manifest: ModelManifest) -> float:
+    """mIoU of the samples' argmax maps: the same for every post-processing setting."""
+    from .metrics import ConfusionMatrix
     labels = manifest.label_set
     confusion = ConfusionMatrix(labels.num_classes, ignore_index=labels.void_id)
+    for sample in samples:
+        confusion.update(sample.semantic, sample.gt_semantic)
+    return float(confusion.mean_iou())
+
+
+def score_settings(samples: Sequence[HeadSample], settings: PostprocessSettings,
+                   manifest: ModelManifest, miou: Optional[float] = None) -> TuningScore:
+    """mIoU and PQ of ``settings`` over ``samples`` (reference post-processing).
+
+    ``miou``: the samples' ``semantic_miou`` when already known (a search scores many
+    settings on the same samples); computed here when None.
+    """
+    from .metrics import PanopticQuality
+    from .postprocess import panoptic_from_semantic
+    labels = manifest.label_set
     quality = PanopticQuality(labels, label_divisor=manifest.label_divisor)
     for sample in samples:
         _, panoptic, _ = panoptic_from_semantic(
             sample.semantic, sample.center, sample.offset, labels.thing_ids,
             labels.num_classes, settings, label_divisor=manifest.label_divisor,
             void_id=labels.void_id)
-        confusion.update(sample.semantic, sample.gt_semantic)
         quality.update(panoptic, sample.gt_panoptic)
     result = quality.result()
     return TuningScore(pq=float(result.pq), sq=float(result.sq), rq=float(result.rq),
                        pq_things=float(result.pq_things), pq_stuff=float(result.pq_stuff),
-                       miou=float(confusion.mean_iou()))
+                       miou=semantic_miou(samples, manifest) if miou is None else miou)
 
 
 def tune_postprocess(samples: Sequence[HeadSample], manifest: ModelManifest,
@@ -211,11 +223,12 @@ def tune_postprocess(samples: Sequence[HeadSample], manifest: ModelManifest,
         raise TuningError('no frames to tune on')
     scored: Dict[tuple, TuningScore] = {}
     trials: List[Trial] = []
+    miou = semantic_miou(samples, manifest)
 
     def score(settings: PostprocessSettings) -> TuningScore:
         key = dataclasses.astuple(settings)
         if key not in scored:
-            scored[key] = score_settings(samples, settings, manifest)
+            scored[key] = score_settings(samples, settings, manifest, miou)
             trials.append(Trial(settings, scored[key]))
             if on_trial is not None:
                 on_trial(trials[-1])

@@ -76,7 +76,7 @@ def test_search_keeps_the_start_when_nothing_beats_it():
     assert [t.settings.center_threshold for t in result.trials] == [0.5, 0.2]
 
 
-def test_miou_is_the_argmax_map_s_whatever_the_settings():
+def test_miou_is_that_of_the_argmax_map_whatever_the_settings():
     # The pole blob stays pole in the semantic map even when stuff_area voids it in the
     # panoptic map, and the split car's pixels keep their class: mIoU never moves.
     manifest = panoptic_manifest(center_threshold=0.1, stuff_area=0)
