@@ -17,6 +17,16 @@ module's docstring for the full algorithm; tests compare the two, eager and expo
    coordinates from the middle cell; invalid slots (0, 0, 1e30)), then ArgMin over slots
    (ties -> lowest slot); none valid -> 0. Cells x slots elements pass through memory
    twice instead of six times as with explicit differences.
+3b. (``min_center_votes`` > 0) Centre votes: ``distance < (radius / s)^2 - |t|^2`` (-1e30
+   for non-thing cells), counted per slot by a MatMul with the ones row; centres with too
+   few votes become invalid and the distance MatMul runs again with their columns
+   (0, 0, 1e30).
+4b. (``class_aware_grouping``) After a first grouping and vote, centre class = the grid
+   semantic at the centre cell (GatherElements at the TopK index) when a thing, else its
+   voted class; centres without a thing cell become invalid; the distance MatMul runs again
+   with the penalty folded in (rows gain the cell's thing one-hot, columns
+   ``Where(centre one-hot, 0, 1e7)``), then ArgMin and the vote again. Each of 3b and 4b
+   adds a few passes over the cells x K matrix (see docs/architecture.md for the cost).
 5. Votes = one-hot(instance)^T . one-hot(thing class) as one batched MatMul on the grid;
    class = ArgMax (ties -> lowest), area = cells * s^2; keep when it has a thing cell and
    area >= min_instance_area (else id 0, score 0); ids are slot + 1.
@@ -47,10 +57,12 @@ from .manifest import PostprocessSettings
 from .models.layers import upsample
 from .postprocess import (
     check_grid_size,
+    CLASS_MISMATCH_DISTANCE,
     grid_nms_kernel,
     INVALID_CENTER_DISTANCE,
     num_center_slots,
     validate_settings,
+    vote_radius_in_cells,
 )
 
 
@@ -90,6 +102,9 @@ class FusedPostprocess(nn.Module):
         self.top_k = settings.top_k
         self.stuff_area = settings.stuff_area
         self.min_instance_area = settings.min_instance_area
+        self.min_center_votes = settings.min_center_votes
+        self.vote_radius_squared = vote_radius_in_cells(settings) ** 2
+        self.class_aware_grouping = bool(settings.class_aware_grouping)
         self.register_buffer('one', torch.ones((), dtype=torch.float32), persistent=False)
         if not panoptic:
             return
@@ -188,26 +203,46 @@ class FusedPostprocess(nn.Module):
         heat = self._heads_to_grid(center)
         grid_offset = self._heads_to_grid(offset).reshape(batch, 2, cells)
 
-        scores, valid, center_y, center_x = self._find_centers(heat, threshold)
-        # (B, 3, cells) rows (ty, tx, 1) and (B, 3, K) columns (-2cy, -2cx, |c|^2).
-        # The ones row is derived from the data: expand() of a constant adds Shape ops.
-        targets = torch.cat([self.grid_y + grid_offset[:, :1] / float(stride),
-                             self.grid_x + grid_offset[:, 1:] / float(stride),
-                             grid_offset[:, :1] * 0.0 + 1.0], dim=1)
-        centers = torch.stack([center_y * -2.0, center_x * -2.0,
-                               torch.where(valid, center_y * center_y + center_x * center_x,
-                                           INVALID_CENTER_DISTANCE)], dim=1)
-        distance = torch.matmul(targets.transpose(1, 2), centers)  # (B, cells, K)
-        nearest = torch.argmin(distance, dim=2).to(torch.int32) + 1
-        assignment = torch.where(valid[:, :1], nearest, 0)
-
-        # Votes by one MatMul: (B, K, cells) one-hot of instances x (B, cells, T) one-hot of
-        # thing classes; counts are small integers, exact in float32.
-        instance_onehot = (assignment.unsqueeze(1) == self.slot_ids.view(1, -1, 1)).float()
+        scores, valid, center_y, center_x, center_index = self._find_centers(heat, threshold)
+        # (B, 3, cells) rows (ty, tx, 1); the distances are one MatMul with the (B, 3, K)
+        # columns of ``_center_columns``. The ones row is derived from the data: expand() of
+        # a constant adds Shape ops.
+        target_y = self.grid_y + grid_offset[:, :1] / float(stride)
+        target_x = self.grid_x + grid_offset[:, 1:] / float(stride)
+        ones = grid_offset[:, :1] * 0.0 + 1.0  # (B, 1, cells)
+        targets = torch.cat([target_y, target_x, ones], dim=1).transpose(1, 2)
+        distance = torch.matmul(targets, self._center_columns(center_y, center_x, valid))
+        # One-hot of thing classes per cell (B, cells, T); its row sums mark thing cells.
         thing_onehot = (grid_semantic.unsqueeze(2) == self.thing_ids.view(1, 1, -1)).float()
-        votes = torch.matmul(instance_onehot, thing_onehot)
-        thing_cells = votes.sum(dim=2)
-        voted_class = self.thing_ids[torch.argmax(votes, dim=2)]
+
+        if self.min_center_votes > 0:  # step 3b: thing cells pointing near each centre
+            # |t - c|^2 < r^2  <=>  distance < r^2 - |t|^2; non-thing cells get -1e30 (never).
+            is_thing_cell = thing_onehot.sum(dim=2, keepdim=True) > 0.0  # (B, cells, 1)
+            reach = torch.where(is_thing_cell, self.vote_radius_squared
+                                - (target_y * target_y + target_x * target_x).transpose(1, 2),
+                                -INVALID_CENTER_DISTANCE)
+            # Counting by MatMul with the ones row: a ReduceSum over cells is 4x slower.
+            center_votes = torch.matmul(ones, (distance < reach).float())[:, 0]  # (B, K)
+            valid = valid & (center_votes * float(stride * stride)
+                             >= float(self.min_center_votes))
+            distance = torch.matmul(targets, self._center_columns(center_y, center_x, valid))
+        assignment, voted_class, thing_cells = self._group(distance, valid, thing_onehot)
+
+        if self.class_aware_grouping:  # step 4b: group again, preferring the cell's class
+            at_center = torch.gather(grid_semantic, 1, center_index)
+            center_is_thing = self.is_thing[at_center.to(torch.int64)] > 0
+            center_class = torch.where(center_is_thing, at_center, voted_class)
+            valid = valid & (thing_cells >= 1.0)
+            # The penalty rides in the same MatMul: rows (ty, tx, 1, thing one-hot of the
+            # cell), columns (-2cy, -2cx, |c|^2, 1e7 * (1 - one-hot of the centre's class)),
+            # so a thing cell gets exactly + 0 or + 1e7 and a stuff cell + 0.
+            centre_onehot = self.thing_ids.view(1, -1, 1) == center_class.unsqueeze(1)
+            columns = torch.cat([self._center_columns(center_y, center_x, valid),
+                                 torch.where(centre_onehot, 0.0, CLASS_MISMATCH_DISTANCE)],
+                                dim=1)
+            distance = torch.matmul(torch.cat([targets, thing_onehot], dim=2), columns)
+            assignment, voted_class, thing_cells = self._group(distance, valid, thing_onehot)
+
         area = thing_cells * float(stride * stride)
         keep = valid & (thing_cells >= 1.0) & (area >= float(self.min_instance_area))
 
@@ -238,6 +273,38 @@ class FusedPostprocess(nn.Module):
             instance_score = torch.cat([instance_score, unused], dim=1)
         return semantic, confidence, instance, panoptic, instance_score
 
+    @staticmethod
+    def _center_columns(center_y: torch.Tensor, center_x: torch.Tensor,
+                        valid: torch.Tensor) -> torch.Tensor:
+        """(B, 3, K) columns (-2cy, -2cx, |c|^2); invalid slots (0, 0, 1e30)."""
+        center_y = torch.where(valid, center_y, 0.0)
+        center_x = torch.where(valid, center_x, 0.0)
+        return torch.stack([center_y * -2.0, center_x * -2.0,
+                            torch.where(valid, center_y * center_y + center_x * center_x,
+                                        INVALID_CENTER_DISTANCE)], dim=1)
+
+    def _group(self, distance: torch.Tensor, valid: torch.Tensor, thing_onehot: torch.Tensor
+               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Steps 4-5: nearest valid centre per cell and each instance's class vote.
+
+        Args:
+            distance: float (B, cells, K) grouping distances (invalid slots huge).
+            valid: bool (B, K) valid slots.
+            thing_onehot: float (B, cells, T) one-hot thing class per cell.
+
+        Returns:
+            assignment int32 (B, cells) slot + 1 (0 = no valid centre), voted class int32
+            (B, K), thing cells float32 (B, K).
+        """
+        nearest = torch.argmin(distance, dim=2).to(torch.int32) + 1
+        any_valid = valid.float().amax(dim=1, keepdim=True) > 0.0
+        assignment = torch.where(any_valid, nearest, 0)
+        # Votes by one MatMul: (B, K, cells) one-hot of instances x (B, cells, T) one-hot of
+        # thing classes; counts are small integers, exact in float32.
+        instance_onehot = (assignment.unsqueeze(1) == self.slot_ids.view(1, -1, 1)).float()
+        votes = torch.matmul(instance_onehot, thing_onehot)
+        return assignment, self.thing_ids[torch.argmax(votes, dim=2)], votes.sum(dim=2)
+
     def _heads_to_grid(self, maps: torch.Tensor) -> torch.Tensor:
         """(B, c, H/r, W/r) at the instance stride -> (B, c, H/s, W/s) on the grouping grid."""
         if self.instance_stride == self.stride:
@@ -248,9 +315,9 @@ class FusedPostprocess(nn.Module):
         return upsample(maps, self.instance_stride // self.stride)
 
     def _find_centers(self, heat: torch.Tensor, threshold: torch.Tensor
-                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, 1, h, w) grid heatmap -> scores, valid, y, x, each (B, K) (y, x from the
-        middle cell; 0 where invalid)."""
+                      ) -> Tuple[torch.Tensor, ...]:
+        """(B, 1, h, w) grid heatmap -> scores, valid, y, x, flat cell index, each (B, K)
+        (y, x from the middle cell and 0 where invalid; the index is int64, in range)."""
         batch = heat.shape[0]
         pooled = F.max_pool2d(heat, self.nms_kernel, stride=1, padding=self.nms_kernel // 2)
         keep = (heat == pooled) & (heat > threshold)
@@ -266,7 +333,7 @@ class FusedPostprocess(nn.Module):
         valid = scores > threshold
         center_y = torch.where(valid, self.grid_y[index], 0.0)
         center_x = torch.where(valid, self.grid_x[index], 0.0)
-        return scores, valid, center_y, center_x
+        return scores, valid, center_y, center_x, index
 
     def _thing_pixels(self, semantic: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
         """bool (B, H, W): pixels whose class is a thing class."""

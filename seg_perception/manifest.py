@@ -46,7 +46,16 @@ class ManifestError(ValueError):
 class PostprocessSettings:
     """Panoptic-DeepLab post-processing settings (defaults from the paper).
 
-    ``stuff_area`` and ``min_instance_area`` are in pixels of the network input.
+    ``stuff_area``, ``min_instance_area``, ``min_center_votes`` and ``center_vote_radius`` are
+    in pixels of the network input. The last three fields are this project's additions to
+    Panoptic-DeepLab's grouping (see ``postprocess``); their defaults switch them off, so a
+    manifest without them behaves as before:
+
+    * ``min_center_votes``: a centre is kept only when at least this many thing pixels have
+      offsets pointing within ``center_vote_radius`` of it (drops centres that no pixel
+      votes for: the heatmap's second peaks on one large car);
+    * ``class_aware_grouping``: a thing pixel joins the nearest centre of its own class when
+      there is one (so a person beside a car is not swallowed by the car's instance).
     """
 
     center_threshold: float = 0.1
@@ -55,6 +64,9 @@ class PostprocessSettings:
     stuff_area: int = 2048
     min_instance_area: int = 0
     grouping_stride: int = 4
+    min_center_votes: int = 0
+    center_vote_radius: int = 8
+    class_aware_grouping: bool = False
 
 
 @dataclass

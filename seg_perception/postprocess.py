@@ -24,6 +24,13 @@ Panoptic-DeepLab post-processing, as done here and in the graph (``s`` = groupin
    above ``center_threshold``. The ``K = min(top_k, grid cells)`` highest such cells are
    taken in descending score order (ties -> lower flat index first); slots past the last
    centre are invalid and score 0.
+3b. Centre votes (only when ``min_center_votes`` > 0; this project's addition): a centre
+   stays valid only when ``votes * s * s >= min_center_votes``, where ``votes`` counts the
+   thing cells whose offset target (step 4) lies strictly within ``center_vote_radius``
+   network pixels of it: ``|t - c|^2 < (center_vote_radius / s)^2`` in grid units, computed
+   as ``distance < (center_vote_radius / s)^2 - |t|^2`` with the step-4 distance. A heatmap
+   peak that no pixel points at (a second peak on one large car) is dropped before it can
+   split the car.
 4. Grouping: cell ``(i, j)`` with offset ``(dy, dx)`` (network pixels) points at
    ``(ty, tx) = (i + dy/s, j + dx/s)`` in grid units; it joins the valid centre
    ``(cy, cx)`` nearest to that point (ties -> lowest slot). Without any valid centre it
@@ -33,6 +40,15 @@ Panoptic-DeepLab post-processing, as done here and in the graph (``s`` = groupin
    cy^2 + cx^2)``, in float32, coordinates taken from the grid's middle cell
    ``(h//2, w//2)`` (smaller magnitudes, less rounding); invalid slots get
    ``(0, 0, INVALID_CENTER_DISTANCE)``.
+4b. Class-aware grouping (only when ``class_aware_grouping``; this project's addition):
+   after a first grouping and vote (step 5), each centre gets a class: the semantic class
+   of its own cell when that is a thing class, else its voted class; centres without a
+   thing cell become invalid. Every cell is grouped again with
+   ``CLASS_MISMATCH_DISTANCE`` added to a thing cell's distance to centres of another class
+   than its own semantic class (stuff cells get no penalty; their grouping is unused), so
+   a thing cell joins the nearest centre of its class and, when the frame has none, the
+   nearest centre of any class (as in step 4). Then step 5 votes again.
+   A person standing in front of a car keeps its own instance instead of joining the car's.
 5. Vote: instance ``k`` (slot ``k-1``) counts the grid cells assigned to it per thing class;
    its class is the most frequent (ties -> lowest class id), its area is
    ``cells * s * s``. An instance is kept when it has at least one thing cell and
@@ -68,6 +84,10 @@ MAX_TOP_K = 3840
 #: Grouping distance of an invalid centre slot: finite (no inf * 0 in the matrix product),
 #: far above any real squared distance on a grid.
 INVALID_CENTER_DISTANCE = 1e30
+#: Added to the grouping distance of a thing cell to a centre of another class in class-aware
+#: grouping: above any squared distance on a grid (about 3.3e5 cells^2 at 2048x1024, stride
+#: 4), far below ``INVALID_CENTER_DISTANCE``.
+CLASS_MISMATCH_DISTANCE = 1e7
 
 
 @dataclass
@@ -157,6 +177,15 @@ def validate_settings(settings: PostprocessSettings, num_classes: int,
         raise ValueError(
             f'stuff_area ({settings.stuff_area}) and min_instance_area '
             f'({settings.min_instance_area}) must not be negative')
+    if settings.min_center_votes < 0:
+        raise ValueError(
+            f'min_center_votes must not be negative, got {settings.min_center_votes}')
+    if settings.center_vote_radius < 1:
+        raise ValueError(
+            f'center_vote_radius must be at least 1 pixel, got {settings.center_vote_radius}')
+    if not isinstance(settings.class_aware_grouping, (bool, np.bool_)):
+        raise ValueError(f'class_aware_grouping must be true or false, got '
+                         f'{settings.class_aware_grouping!r}')
 
 
 def check_grid_size(height: int, width: int, stride: int) -> None:
@@ -171,6 +200,11 @@ def grid_nms_kernel(nms_kernel: int, stride: int) -> int:
     """Odd max-pool kernel on the grouping grid covering ``nms_kernel``'s radius (step 3)."""
     radius = nms_kernel // 2
     return 2 * (-(-radius // stride)) + 1
+
+
+def vote_radius_in_cells(settings: PostprocessSettings) -> float:
+    """``center_vote_radius`` in grouping-grid cells (network pixels / grouping stride)."""
+    return float(settings.center_vote_radius) / float(settings.grouping_stride)
 
 
 def num_center_slots(top_k: int, grid_height: int, grid_width: int) -> int:
@@ -300,6 +334,71 @@ def find_centers(center: np.ndarray, center_threshold: float, nms_kernel: int,
                    valid=valid)
 
 
+def grouping_distances(offset: np.ndarray, centers: Centers, stride: int
+                       ) -> Tuple[np.ndarray, np.ndarray]:
+    """Squared grid distances from every cell's offset target to every valid centre (step 4).
+
+    Args:
+        offset: float (2, h, w) (dy, dx) in network pixels, sampled on the grouping grid.
+        centers: Output of ``find_centers`` on the same grid.
+        stride: Grouping stride (network pixels per cell).
+
+    Returns:
+        ``(distance, target_norm)``: float32 (h*w, K) ``|t - c|^2 - |t|^2`` per cell and slot
+        (``INVALID_CENTER_DISTANCE`` for invalid slots), float32 (h*w, 1) ``|t|^2``, with
+        coordinates from the middle cell, in the graph's order of operations.
+    """
+    offset = np.asarray(offset, dtype=np.float32)
+    if offset.ndim != 3 or offset.shape[0] != 2:
+        raise ValueError(f'offset must be (2, h, w), got shape {offset.shape}')
+    height, width = offset.shape[1:]
+    step = np.float32(stride)
+    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32) - np.float32(height // 2),
+                                 np.arange(width, dtype=np.float32) - np.float32(width // 2),
+                                 indexing='ij')
+    target_y = (grid_y + offset[0] / step).reshape(-1, 1)
+    target_x = (grid_x + offset[1] / step).reshape(-1, 1)
+    distance = np.full((height * width, centers.valid.size), INVALID_CENTER_DISTANCE,
+                       dtype=np.float32)
+    slots = np.flatnonzero(centers.valid)
+    if slots.size:
+        center_y = (centers.y[slots] - height // 2).astype(np.float32)
+        center_x = (centers.x[slots] - width // 2).astype(np.float32)
+        # (ty * -2cy + tx * -2cx) + 1 * |c|^2, summed in the graph's order.
+        distance[:, slots] = (target_y * (np.float32(-2) * center_y)
+                              + target_x * (np.float32(-2) * center_x)
+                              + (center_y * center_y + center_x * center_x))
+    return distance, target_y * target_y + target_x * target_x
+
+
+def nearest_centers(distance: np.ndarray, valid: np.ndarray, shape: Tuple[int, int]
+                    ) -> np.ndarray:
+    """int32 ``shape`` grid of the nearest valid slot + 1 per cell (ties -> lowest slot),
+    0 everywhere when no slot is valid."""
+    if not np.any(valid):
+        return np.zeros(shape, dtype=np.int32)
+    return (np.argmin(distance, axis=1).astype(np.int32) + 1).reshape(shape)
+
+
+def center_votes(distance: np.ndarray, target_norm: np.ndarray, thing_cells: np.ndarray,
+                 radius: float) -> np.ndarray:
+    """Per slot, the thing cells whose offset target lies strictly within ``radius`` (grid
+    units) of the centre (step 3b). int64 (K,); 0 for invalid slots.
+
+    ``|t - c|^2 < radius^2`` is evaluated as ``distance < radius^2 - |t|^2`` in float32, as
+    the graph does.
+
+    Args:
+        distance, target_norm: From ``grouping_distances`` ((cells, K), (cells, 1)).
+        thing_cells: bool (cells,) cells whose class is a thing class.
+        radius: Radius in grid cells.
+    """
+    reach = np.where(np.asarray(thing_cells).reshape(-1, 1),
+                     np.float32(radius * radius) - target_norm,
+                     np.float32(-INVALID_CENTER_DISTANCE))
+    return np.count_nonzero(distance < reach, axis=0)
+
+
 def group_pixels(offset: np.ndarray, centers: Centers, stride: int) -> np.ndarray:
     """Assign every grid cell to the nearest valid centre its offset points at (step 4).
 
@@ -311,26 +410,8 @@ def group_pixels(offset: np.ndarray, centers: Centers, stride: int) -> np.ndarra
     Returns:
         int32 (h, w): 0 = no valid centre, else slot index + 1.
     """
-    offset = np.asarray(offset, dtype=np.float32)
-    if offset.ndim != 3 or offset.shape[0] != 2:
-        raise ValueError(f'offset must be (2, h, w), got shape {offset.shape}')
-    count = centers.count
-    height, width = offset.shape[1:]
-    if count == 0:
-        return np.zeros((height, width), dtype=np.int32)
-    step = np.float32(stride)
-    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32) - np.float32(height // 2),
-                                 np.arange(width, dtype=np.float32) - np.float32(width // 2),
-                                 indexing='ij')
-    target_y = (grid_y + offset[0] / step).reshape(-1, 1)
-    target_x = (grid_x + offset[1] / step).reshape(-1, 1)
-    center_y = (centers.y[:count] - height // 2).astype(np.float32)
-    center_x = (centers.x[:count] - width // 2).astype(np.float32)
-    # |t - c|^2 - |t|^2, summed in the graph's order: (ty * -2cy + tx * -2cx) + 1 * |c|^2.
-    distance = (target_y * (np.float32(-2) * center_y) + target_x * (np.float32(-2) * center_x)
-                + (center_y * center_y + center_x * center_x))
-    nearest = np.argmin(distance, axis=1).astype(np.int32) + 1
-    return nearest.reshape(height, width)
+    distance, _ = grouping_distances(offset, centers, stride)
+    return nearest_centers(distance, centers.valid, np.shape(offset)[1:])
 
 
 def vote_instance_classes(assignment: np.ndarray, semantic: np.ndarray,
@@ -465,9 +546,30 @@ def panoptic_from_semantic(semantic: np.ndarray, center: np.ndarray, offset: np.
     centers = find_centers(heads_to_grid(heat, head_stride, stride), threshold,
                            grid_nms_kernel(settings.nms_kernel, stride), settings.top_k)
     slots = centers.valid.size
-    assignment = group_pixels(heads_to_grid(offset, head_stride, stride), centers, stride)
+    distance, target_norm = grouping_distances(
+        heads_to_grid(offset, head_stride, stride), centers, stride)
+    is_thing = np.zeros(num_classes, dtype=bool)
+    is_thing[list(thing_ids)] = True
+    thing_cells = is_thing[grid_semantic.ravel()]
+    valid = centers.valid.copy()
+    if settings.min_center_votes > 0:  # step 3b
+        votes = center_votes(distance, target_norm, thing_cells,
+                             vote_radius_in_cells(settings))
+        valid &= votes * stride * stride >= settings.min_center_votes
+        distance = np.where(valid, distance, np.float32(INVALID_CENTER_DISTANCE))
+    assignment = nearest_centers(distance, valid, grid_semantic.shape)
     classes, cells = vote_instance_classes(assignment, grid_semantic, thing_ids, slots)
-    keep = centers.valid & (cells >= 1) & (cells * stride * stride >= settings.min_instance_area)
+    if settings.class_aware_grouping:  # step 4b
+        at_center = grid_semantic.ravel()[centers.y * grid_semantic.shape[1] + centers.x]
+        center_class = np.where(is_thing[at_center], at_center, classes)
+        valid &= cells >= 1
+        mismatch = thing_cells.reshape(-1, 1) & (
+            grid_semantic.reshape(-1, 1) != center_class.reshape(1, -1))
+        distance = (np.where(valid, distance, np.float32(INVALID_CENTER_DISTANCE))
+                    + np.where(mismatch, np.float32(CLASS_MISMATCH_DISTANCE), np.float32(0)))
+        assignment = nearest_centers(distance, valid, grid_semantic.shape)
+        classes, cells = vote_instance_classes(assignment, grid_semantic, thing_ids, slots)
+    keep = valid & (cells >= 1) & (cells * stride * stride >= settings.min_instance_area)
     instance_table = np.concatenate([[0], np.where(keep, np.arange(1, slots + 1), 0)])
     class_table = np.concatenate([[0], classes])
 

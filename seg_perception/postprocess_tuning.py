@@ -32,7 +32,10 @@ import numpy as np
 from .manifest import ModelManifest, PostprocessSettings
 
 #: Values tried per setting (the current value is always tried too).
+#: The grouping switches come first: the other settings' best values depend on them.
 SEARCH_SPACE: Dict[str, Tuple] = {
+    'class_aware_grouping': (False, True),
+    'min_center_votes': (0, 32, 64, 128, 256),
     'center_threshold': (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5),
     'nms_kernel': (7, 13, 19, 27, 41),
     'stuff_area': (0, 256, 512, 1024, 2048, 4096),

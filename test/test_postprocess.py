@@ -1,5 +1,6 @@
 """Post-processing: numpy reference on hand-made cases, and the graph version against it."""
 
+import dataclasses
 import io
 from typing import Tuple
 
@@ -246,6 +247,77 @@ def test_min_instance_area_drops_small_instances():
     assert dropped.instance_score.max() == 0
 
 
+def person_pointing_at_car_scene():
+    """``two_blob_scene`` where the right half of the person points at the car's centre (an
+    offset head that pulls a person standing by a car into the car)."""
+    logits, center, offset, person, car = two_blob_scene()
+    pulled = person.copy()
+    pulled[:, :16] = False  # grid cells 4-5
+    offsets_to(pulled, grid_pixel(4, 12), offset)
+    return logits, center, offset, person, car, pulled
+
+
+def test_class_aware_grouping_keeps_a_person_out_of_a_car():
+    logits, center, offset, person, car, pulled = person_pointing_at_car_scene()
+    plain = pp.panoptic_from_heads(logits, center, offset, THINGS,
+                                   PostprocessSettings(stuff_area=0))
+    assert np.all(plain.instance[pulled] == 2) and np.all(plain.instance[person & ~pulled] == 1)
+    aware = pp.panoptic_from_heads(logits, center, offset, THINGS,
+                                   PostprocessSettings(stuff_area=0, class_aware_grouping=True))
+    assert np.all(aware.instance[person] == 1) and np.all(aware.instance[car] == 2)
+    np.testing.assert_array_equal(aware.panoptic[person], 11001)
+    np.testing.assert_array_equal(aware.semantic, plain.semantic)
+
+
+def test_class_aware_grouping_falls_back_to_any_class_and_votes_off_thing_centres():
+    logits, center, offset, person, car, pulled = person_pointing_at_car_scene()
+    # No person centre: the person's cells still join the nearest centre, the car's.
+    center[grid_pixel(3, 3)] = 0.0
+    # The car's peak lies on road: its class comes from the vote (car), not its own cell.
+    road_cell = grid_pixel(1, 12)
+    center[grid_pixel(4, 12)], center[road_cell] = 0.0, 0.8
+    offsets_to(car | person, road_cell, offset)
+    settings = PostprocessSettings(stuff_area=0, class_aware_grouping=True)
+    result = pp.panoptic_from_heads(logits, center, offset, THINGS, settings)
+    assert np.all(result.instance[person | car] == 1)
+    assert set(np.unique(result.panoptic[person | car])) == {11001}  # 30 vs 30: lower id
+
+
+def spurious_peak_scene():
+    """``two_blob_scene`` with a second car peak at grid (2, 9) that no car pixel points at:
+    the car's top-left 2x2 cells point at grid (0, 10), 2.2 cells from that peak, 4.5 from
+    the car's own and 7.6 from the person's, so they join the spurious peak.
+    """
+    logits, center, offset, person, car = two_blob_scene()
+    center[grid_pixel(2, 9)] = 0.5
+    corner = np.zeros_like(car)
+    corner[8:16, 36:44] = True
+    offsets_to(corner, grid_pixel(0, 10), offset)
+    return logits, center, offset, person, car, corner
+
+
+def test_min_center_votes_drops_a_peak_no_pixel_points_at():
+    logits, center, offset, person, car, corner = spurious_peak_scene()
+    plain = pp.panoptic_from_heads(logits, center, offset, THINGS,
+                                   PostprocessSettings(stuff_area=0))
+    assert np.all(plain.instance[corner] == 3) and np.all(plain.instance[car & ~corner] == 2)
+    voted = pp.panoptic_from_heads(logits, center, offset, THINGS,
+                                   PostprocessSettings(stuff_area=0, min_center_votes=16))
+    assert np.all(voted.instance[car] == 2) and np.all(voted.instance[person] == 1)
+    assert voted.instance_score[2] == 0 and voted.instance_score[1] == pytest.approx(0.8)
+    # The car's centre gets the votes of its 26 other cells (416 px); the person's 480 px.
+    kept = pp.panoptic_from_heads(logits, center, offset, THINGS,
+                                  PostprocessSettings(stuff_area=0, min_center_votes=416))
+    assert set(np.unique(kept.instance)) == {0, 1, 2}
+    dropped = pp.panoptic_from_heads(logits, center, offset, THINGS,
+                                     PostprocessSettings(stuff_area=0, min_center_votes=417))
+    assert set(np.unique(dropped.instance)) == {0, 1}
+    # A radius of 10 px (2.5 cells) takes in the corner's targets, 2.2 cells away.
+    wide = pp.panoptic_from_heads(logits, center, offset, THINGS, PostprocessSettings(
+        stuff_area=0, min_center_votes=16, center_vote_radius=10))
+    assert np.all(wide.instance[corner] == 3)
+
+
 def test_stuff_area_turns_small_stuff_void_in_panoptic_only():
     semantic = np.zeros((32, 64), np.int64)
     semantic[:8, :8] = 5  # 64 px of pole: 4 grid cells = 64 px
@@ -351,15 +423,45 @@ def test_graph_matches_reference_on_hand_made_scene_and_threshold_is_an_input():
     assert run_session(session, args)[2].max() == 0  # 0.95: no centre at run time
 
 
-def test_graph_eager_and_onnx_match_reference_on_synthetic_heads():
+@pytest.mark.parametrize('scene, settings', [
+    (person_pointing_at_car_scene, PostprocessSettings(stuff_area=0, class_aware_grouping=True)),
+    (spurious_peak_scene, PostprocessSettings(stuff_area=0, min_center_votes=16)),
+    (spurious_peak_scene, PostprocessSettings(stuff_area=0, min_center_votes=417,
+                                              class_aware_grouping=True)),
+])
+def test_graph_matches_reference_with_center_votes_and_class_aware_grouping(scene, settings):
+    logits, center, offset = scene()[:3]
+    module = FusedPostprocess(NUM_CLASSES, THINGS, settings, height=32, width=64).eval()
+    args = (logits[None], center[None, None], offset[None],
+            np.array([settings.center_threshold], np.float32))
+    reference = pp.panoptic_from_heads(logits, center, offset, THINGS, settings)
+    with torch.no_grad():
+        eager = [t.numpy() for t in module(*(torch.from_numpy(a) for a in args))]
+    assert_matches_reference(eager, [reference])
+    model, session = export_to_session(module, args)
+    assert_matches_reference(run_session(session, args), [reference])
+    assert {node.op_type for node in model.graph.node} <= TENSORRT_SAFE_OPS
+
+
+@pytest.mark.parametrize('extra', [{}, {'min_center_votes': 64, 'class_aware_grouping': True}])
+def test_graph_eager_and_onnx_match_reference_on_synthetic_heads(extra):
     torch.set_num_threads(1)
     height, width = 64, 128
     heads = [synthetic_heads(height, width, seed) for seed in (1, 2)]
+    if extra:  # second peaks that no offset points at, for the centre votes to drop
+        for index, (_, center, _) in enumerate(heads):
+            rng = np.random.default_rng(10 + index)
+            for y, x in zip(rng.integers(16, 48, 6), rng.integers(8, 120, 6)):
+                center[y - 1:y + 2, x - 1:x + 2] = 0.6
     logits, center, offset = (np.stack(parts) for parts in zip(*heads))
     center = center[:, None]
-    settings = PostprocessSettings(stuff_area=256, min_instance_area=32, top_k=50)
+    plain = PostprocessSettings(stuff_area=256, min_instance_area=32, top_k=50)
+    settings = dataclasses.replace(plain, **extra)
     references = [pp.panoptic_from_heads(*head, THINGS, settings) for head in heads]
     assert all(np.unique(r.instance).size >= 4 for r in references)  # a real grouping test
+    if extra:  # the new steps change the result here
+        assert any(np.any(r.panoptic != pp.panoptic_from_heads(*head, THINGS, plain).panoptic)
+                   for r, head in zip(references, heads))
     module = FusedPostprocess(NUM_CLASSES, THINGS, settings, height=height,
                               width=width).eval()
     threshold = np.array([settings.center_threshold], np.float32)

@@ -68,6 +68,24 @@ def test_search_drops_the_spurious_centre_and_the_small_stuff_blob():
     assert (panoptic[4:10, 4:12] == 255 * 1000).all()
 
 
+def test_search_turns_on_centre_votes_for_a_strong_peak_nothing_points_at():
+    # The spurious centre scores above the true one, so no threshold removes it alone; the
+    # right third's offsets land 3 cells (12 px) short of it: nearer it than the true centre
+    # but outside the 8-pixel vote radius, so it gets no votes.
+    sample = split_car_sample()
+    center = sample.center.copy()
+    center[8, 21] = 0.95
+    offset = sample.offset.copy()
+    rows, cols = np.mgrid[0:H // 4, 0:W // 4] * 4 + 2
+    offset[1] = np.where(cols >= 75, 96, 64) - cols
+    sample = dataclasses.replace(sample, center=center, offset=offset)
+    manifest = panoptic_manifest(center_threshold=0.1, stuff_area=256)
+    result = tune_postprocess([sample], manifest, rounds=2)
+    assert result.baseline.score.pq_things < 0.5  # the car split in two: one match, one FP
+    assert result.best.settings.min_center_votes > 0
+    assert result.best.score.pq_things == pytest.approx(1.0)
+
+
 def test_search_keeps_the_start_when_nothing_beats_it():
     manifest = panoptic_manifest(center_threshold=0.5, stuff_area=256)
     result = tune_postprocess([split_car_sample()], manifest,
@@ -126,7 +144,7 @@ def test_cli_writes_a_package_whose_graph_uses_the_tuned_settings(lively_panopti
     from seg_perception.postprocess import panoptic_from_heads
     out, report = str(tmp_path / 'tuned'), str(tmp_path / 'search.json')
     assert run_cli('--model', lively_panoptic, '--frames', '2', '--rounds', '1',
-                   '--device', 'cpu', '--out', out, '--json', report) == 0
+                   '--device', 'cpu', '--top-k', '20', '--out', out, '--json', report) == 0
     printed = capsys.readouterr().out
     assert 'baseline: PQ' in printed and 'wrote the tuned package' in printed
     with open(report) as stream:
@@ -135,6 +153,7 @@ def test_cli_writes_a_package_whose_graph_uses_the_tuned_settings(lively_panopti
     segmenter = Segmenter.from_package(out, backend='onnxruntime')
     tuned = segmenter.manifest.postprocess
     assert dataclasses.asdict(tuned) == search['tuned']['settings']
+    assert tuned.top_k == 20 and search['baseline']['settings']['top_k'] == 20
     assert segmenter.manifest.info['postprocess_tuning']['tuned'] == search['tuned']
     # The re-exported graph post-processes with the tuned settings: its panoptic map is the
     # reference post-processing's with them, on the torch heads of the same weights.
@@ -152,6 +171,7 @@ def test_cli_writes_a_package_whose_graph_uses_the_tuned_settings(lively_panopti
                                    segmenter.manifest.label_set.thing_ids, tuned)
     result = segmenter.segment(image)
     assert (result.panoptic == expected.panoptic).mean() > 0.999
+    assert result.instance_score.shape == (20,)
 
 
 def test_cli_refuses_the_test_seed_and_semantic_models(exported_package, capsys):
@@ -161,6 +181,9 @@ def test_cli_refuses_the_test_seed_and_semantic_models(exported_package, capsys)
     assert run_cli('--model', exported_package('enet', 'panoptic'), '--frames', '1',
                    '--seed', str(SYNTHETIC_TEST_SEED)) == 2
     assert 'held-out test seed' in capsys.readouterr().err
+    assert run_cli('--model', exported_package('enet', 'panoptic'), '--frames', '1',
+                   '--top-k', '0') == 2
+    assert '--top-k: top_k 0 must be in 1..' in capsys.readouterr().err
 
 
 def test_cli_reads_a_cityscapes_folder_at_another_size(lively_panoptic, tmp_path, capsys):

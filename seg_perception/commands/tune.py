@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
                         'seed; the held-out test seed is refused)')
     parser.add_argument('--rounds', type=int, default=2,
                         help='passes over the settings (default %(default)s)')
+    parser.add_argument('--top-k', type=int, metavar='K',
+                        help="instance slots of the written graph (not searched: it sets the "
+                        "grouping's cost, cells x K); default: the package's own")
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                         help='torch device for the network (default %(default)s)')
     parser.add_argument('--out', metavar='DIR',
@@ -59,6 +62,19 @@ def _frames(args, manifest):
             f'{args.data} ({args.split})')
 
 
+def with_top_k(manifest, top_k: int):
+    """``manifest`` with ``postprocess.top_k`` replaced; ``ValueError`` naming ``--top-k``."""
+    from ..postprocess import validate_settings
+    settings = dataclasses.replace(manifest.postprocess, top_k=top_k)
+    labels = manifest.label_set
+    try:
+        validate_settings(settings, labels.num_classes, labels.thing_ids,
+                          manifest.label_divisor, labels.void_id)
+    except ValueError as error:
+        raise ValueError(f'--top-k: {error}') from None
+    return dataclasses.replace(manifest, postprocess=settings)
+
+
 def _describe(settings) -> str:
     return ', '.join(f'{k} {v}' for k, v in dataclasses.asdict(settings).items())
 
@@ -82,6 +98,8 @@ def main(args) -> int:
     try:
         manifest, package_dir = load_model_package(resolve_model(args.model))
         require_panoptic(manifest)
+        if args.top_k is not None:
+            manifest = with_top_k(manifest, args.top_k)
         frames, count, source = _frames(args, manifest)
         device = resolve_device(args.device)
         network = load_torch_network(package_dir, manifest, device)
