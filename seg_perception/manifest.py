@@ -23,7 +23,8 @@ Graph contract (the ONNX file and every backend):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+import numbers
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -67,6 +68,22 @@ class PostprocessSettings:
     min_center_votes: int = 0
     center_vote_radius: int = 8
     class_aware_grouping: bool = False
+
+
+def check_postprocess_types(settings: PostprocessSettings) -> None:
+    """Raise ``ManifestError`` naming the field when a setting has the wrong type (a
+    hand-edited ``class_aware_grouping: "no"`` would otherwise read as true)."""
+    for setting in fields(PostprocessSettings):
+        value, default = getattr(settings, setting.name), setting.default
+        is_bool = type(value).__name__ in ('bool', 'bool_')  # numpy's bool is no bool
+        if isinstance(default, bool):
+            valid, expected = is_bool, 'true or false'
+        elif isinstance(default, int):
+            valid, expected = isinstance(value, numbers.Integral) and not is_bool, 'an integer'
+        else:
+            valid, expected = isinstance(value, numbers.Real) and not is_bool, 'a number'
+        if not valid:
+            raise ManifestError(f'postprocess.{setting.name} must be {expected}, got {value!r}')
 
 
 @dataclass
@@ -121,6 +138,7 @@ class ModelManifest:
         if self.postprocess.top_k >= self.label_divisor:
             raise ManifestError(
                 f'top_k {self.postprocess.top_k} must be below label_divisor {self.label_divisor}')
+        check_postprocess_types(self.postprocess)
 
     @property
     def is_panoptic(self) -> bool:

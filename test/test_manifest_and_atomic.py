@@ -31,6 +31,12 @@ def test_round_trip(tmp_path):
     ({'task': 'detection'}, 'semantic, panoptic'),
     ({'input_height': 0}, 'must be positive'),
     ({'postprocess': PostprocessSettings(top_k=1000)}, 'below label_divisor'),
+    ({'postprocess': PostprocessSettings(class_aware_grouping='no')},
+     "postprocess.class_aware_grouping must be true or false, got 'no'"),
+    ({'postprocess': PostprocessSettings(min_center_votes=2.5)},
+     'postprocess.min_center_votes must be an integer'),
+    ({'postprocess': PostprocessSettings(center_threshold=True)},
+     'postprocess.center_threshold must be a number'),
 ])
 def test_invalid_manifest_values(overrides, message):
     with pytest.raises(ManifestError, match=message):
