@@ -354,6 +354,13 @@ def test_bad_settings_and_sizes_are_named():
         FusedPostprocess(19, THINGS, PostprocessSettings(top_k=1000), height=32, width=64)
     with pytest.raises(ValueError, match='offset'):
         pp.panoptic_from_heads(logits, center, offset[:1], THINGS)
+    for bad, message in (({'min_center_votes': -1}, 'min_center_votes must not be negative'),
+                         ({'center_vote_radius': 0}, 'center_vote_radius must be at least 1'),
+                         ({'class_aware_grouping': 'yes'}, 'class_aware_grouping must be true')):
+        with pytest.raises(ValueError, match=message):
+            pp.panoptic_from_heads(logits, center, offset, THINGS, PostprocessSettings(**bad))
+        with pytest.raises(ValueError, match=message):
+            FusedPostprocess(19, THINGS, PostprocessSettings(**bad), height=32, width=64)
 
 
 def test_connected_components_per_thing_class():
