@@ -119,7 +119,7 @@ class FusedPostprocess(nn.Module):
         self.grid_height, self.grid_width = grid_height, grid_width
         self.nms_kernel = grid_nms_kernel(settings.nms_kernel, self.stride)
         self.slots = num_center_slots(settings.top_k, grid_height, grid_width)
-        # Grid coordinates from the middle cell, as in postprocess.group_pixels.
+        # Grid coordinates from the middle cell, as in postprocess.grouping_distances.
         grid_y, grid_x = torch.meshgrid(
             torch.arange(grid_height, dtype=torch.float32) - float(grid_height // 2),
             torch.arange(grid_width, dtype=torch.float32) - float(grid_width // 2),

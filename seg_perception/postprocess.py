@@ -399,21 +399,6 @@ def center_votes(distance: np.ndarray, target_norm: np.ndarray, thing_cells: np.
     return np.count_nonzero(distance < reach, axis=0)
 
 
-def group_pixels(offset: np.ndarray, centers: Centers, stride: int) -> np.ndarray:
-    """Assign every grid cell to the nearest valid centre its offset points at (step 4).
-
-    Args:
-        offset: float (2, h, w) (dy, dx) in network pixels, sampled on the grouping grid.
-        centers: Output of ``find_centers`` on the same grid.
-        stride: Grouping stride (network pixels per cell).
-
-    Returns:
-        int32 (h, w): 0 = no valid centre, else slot index + 1.
-    """
-    distance, _ = grouping_distances(offset, centers, stride)
-    return nearest_centers(distance, centers.valid, np.shape(offset)[1:])
-
-
 def vote_instance_classes(assignment: np.ndarray, semantic: np.ndarray,
                           thing_ids: Sequence[int], slots: int
                           ) -> Tuple[np.ndarray, np.ndarray]:

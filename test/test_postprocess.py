@@ -247,6 +247,12 @@ def test_min_instance_area_drops_small_instances():
     assert dropped.instance_score.max() == 0
 
 
+def grouped(heads, **settings) -> pp.PanopticOutput:
+    """Reference post-processing of (logits, center, offset) with ``stuff_area`` 0 and
+    ``settings``."""
+    return pp.panoptic_from_heads(*heads, THINGS, PostprocessSettings(stuff_area=0, **settings))
+
+
 def person_pointing_at_car_scene():
     """``two_blob_scene`` where the right half of the person points at the car's centre (an
     offset head that pulls a person standing by a car into the car)."""
@@ -259,11 +265,9 @@ def person_pointing_at_car_scene():
 
 def test_class_aware_grouping_keeps_a_person_out_of_a_car():
     logits, center, offset, person, car, pulled = person_pointing_at_car_scene()
-    plain = pp.panoptic_from_heads(logits, center, offset, THINGS,
-                                   PostprocessSettings(stuff_area=0))
+    plain = grouped((logits, center, offset))
     assert np.all(plain.instance[pulled] == 2) and np.all(plain.instance[person & ~pulled] == 1)
-    aware = pp.panoptic_from_heads(logits, center, offset, THINGS,
-                                   PostprocessSettings(stuff_area=0, class_aware_grouping=True))
+    aware = grouped((logits, center, offset), class_aware_grouping=True)
     assert np.all(aware.instance[person] == 1) and np.all(aware.instance[car] == 2)
     np.testing.assert_array_equal(aware.panoptic[person], 11001)
     np.testing.assert_array_equal(aware.semantic, plain.semantic)
@@ -277,8 +281,7 @@ def test_class_aware_grouping_falls_back_to_any_class_and_votes_off_thing_centre
     road_cell = grid_pixel(1, 12)
     center[grid_pixel(4, 12)], center[road_cell] = 0.0, 0.8
     offsets_to(car | person, road_cell, offset)
-    settings = PostprocessSettings(stuff_area=0, class_aware_grouping=True)
-    result = pp.panoptic_from_heads(logits, center, offset, THINGS, settings)
+    result = grouped((logits, center, offset), class_aware_grouping=True)
     assert np.all(result.instance[person | car] == 1)
     assert set(np.unique(result.panoptic[person | car])) == {11001}  # 30 vs 30: lower id
 
@@ -297,24 +300,17 @@ def spurious_peak_scene():
 
 
 def test_min_center_votes_drops_a_peak_no_pixel_points_at():
-    logits, center, offset, person, car, corner = spurious_peak_scene()
-    plain = pp.panoptic_from_heads(logits, center, offset, THINGS,
-                                   PostprocessSettings(stuff_area=0))
+    *heads, person, car, corner = spurious_peak_scene()
+    plain = grouped(heads)
     assert np.all(plain.instance[corner] == 3) and np.all(plain.instance[car & ~corner] == 2)
-    voted = pp.panoptic_from_heads(logits, center, offset, THINGS,
-                                   PostprocessSettings(stuff_area=0, min_center_votes=16))
+    voted = grouped(heads, min_center_votes=16)
     assert np.all(voted.instance[car] == 2) and np.all(voted.instance[person] == 1)
     assert voted.instance_score[2] == 0 and voted.instance_score[1] == pytest.approx(0.8)
     # The car's centre gets the votes of its 26 other cells (416 px); the person's 480 px.
-    kept = pp.panoptic_from_heads(logits, center, offset, THINGS,
-                                  PostprocessSettings(stuff_area=0, min_center_votes=416))
-    assert set(np.unique(kept.instance)) == {0, 1, 2}
-    dropped = pp.panoptic_from_heads(logits, center, offset, THINGS,
-                                     PostprocessSettings(stuff_area=0, min_center_votes=417))
-    assert set(np.unique(dropped.instance)) == {0, 1}
+    assert set(np.unique(grouped(heads, min_center_votes=416).instance)) == {0, 1, 2}
+    assert set(np.unique(grouped(heads, min_center_votes=417).instance)) == {0, 1}
     # A radius of 10 px (2.5 cells) takes in the corner's targets, 2.2 cells away.
-    wide = pp.panoptic_from_heads(logits, center, offset, THINGS, PostprocessSettings(
-        stuff_area=0, min_center_votes=16, center_vote_radius=10))
+    wide = grouped(heads, min_center_votes=16, center_vote_radius=10)
     assert np.all(wide.instance[corner] == 3)
 
 
