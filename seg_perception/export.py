@@ -81,6 +81,7 @@ class FusedSegmentationGraph(nn.Module):
                 'without the panoptic head (build_model(..., panoptic=True))')
         self.network = network
         self.panoptic = manifest.is_panoptic
+        self.flip_test = bool(manifest.flip_test)
         self.output_names: Tuple[str, ...] = tuple(manifest.output_names)
         # (x / 255 - mean) / std == (x - 255 mean) / (255 std): one Sub and one Mul in the graph.
         mean = torch.tensor([255.0 * m for m in manifest.mean], dtype=torch.float32)
@@ -107,12 +108,21 @@ class FusedSegmentationGraph(nn.Module):
     def heads(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
         """The network's raw heads for float32 (B, 3, H, W) raw RGB 0..255: ``semantic``
         (B, C, H, W) logits and, for panoptic networks, ``center`` (B, 1, H/r, W/r) and
-        ``offset`` (B, 2, H/r, W/r), in the network's dtype (normalisation as in the graph)."""
+        ``offset`` (B, 2, H/r, W/r), in the network's dtype (normalisation as in the graph).
+
+        With the manifest's ``flip_test`` the network runs once on a batch of 2B (the
+        images, then their mirror images) and the semantic logits are the mean of the two,
+        mirrored back; centre and offset come from the images as given (averaging those
+        too scored lower: see ``apply_flip_test``)."""
         normalised = (image - self.pixel_mean) * self.pixel_inverse_std
         dtype = self._network_dtype()
         if dtype != torch.float32:  # torch backend in FP16: post-processing stays float32
             normalised = normalised.to(dtype)
-        return self.network(normalised)
+        if not self.flip_test:
+            return self.network(normalised)
+        batch = normalised.shape[0]
+        both = self.network(torch.cat([normalised, torch.flip(normalised, dims=[3])], dim=0))
+        return apply_flip_test(both, batch)
 
     def forward(self, image: torch.Tensor,
                 center_threshold: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
@@ -124,6 +134,21 @@ class FusedSegmentationGraph(nn.Module):
             center_threshold = self.default_center_threshold
         return tuple(self.postprocess(semantic, heads['center'].float(),
                                       heads['offset'].float(), center_threshold))
+
+
+def apply_flip_test(heads: Dict[str, torch.Tensor], batch: int) -> Dict[str, torch.Tensor]:
+    """Combine the heads of a 2B batch (B images, then the same B mirrored left-right).
+
+    Returns ``semantic`` (B, C, H, W): the mean of the direct logits and the mirrored
+    pass's logits flipped back; ``center`` and ``offset`` (when present): the direct pass's.
+    Mirroring the centre heatmap and offsets back (negating dx) and averaging them was
+    measured on DeepLab's validation frames and lowered PQ (0.5932 -> 0.5869), while the
+    averaged semantic map raised it (-> 0.6059).
+    """
+    combined = {name: value[:batch] for name, value in heads.items()}
+    mirrored = torch.flip(heads['semantic'][batch:], dims=[3])
+    combined['semantic'] = (heads['semantic'][:batch] + mirrored) * 0.5
+    return combined
 
 
 def _example_inputs(manifest: ModelManifest) -> Tuple[torch.Tensor, ...]:

@@ -102,6 +102,9 @@ class ModelManifest:
         label_set: Classes, colours and thing ids.
         label_divisor: Panoptic id = class * label_divisor + instance.
         postprocess: Post-processing settings baked into (or fed to) the graph.
+        flip_test: Whether the graph averages the semantic logits with those of the
+            left-right mirrored image (test-time flip; the network runs on both, as one
+            batch of 2B). Centre and offset heads come from the image as given.
         onnx_file, weights_file: File names inside the package directory.
         onnx_sha256: Checksum of the ONNX file (engine cache key, corruption check).
         opset: ONNX opset of the graph.
@@ -121,6 +124,7 @@ class ModelManifest:
     label_set: LabelSet = field(default_factory=cityscapes)
     label_divisor: int = 1000
     postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+    flip_test: bool = False
     onnx_file: str = 'model.onnx'
     weights_file: Optional[str] = None
     onnx_sha256: Optional[str] = None
@@ -139,6 +143,8 @@ class ModelManifest:
             raise ManifestError(
                 f'top_k {self.postprocess.top_k} must be below label_divisor {self.label_divisor}')
         check_postprocess_types(self.postprocess)
+        if type(self.flip_test).__name__ not in ('bool', 'bool_'):
+            raise ManifestError(f'flip_test must be true or false, got {self.flip_test!r}')
 
     @property
     def is_panoptic(self) -> bool:

@@ -16,11 +16,13 @@ from seg_perception.models.registry import build_model
 
 
 def export_lively_package(architecture: str, task: str, height: int, width: int,
-                          out_dir: str, batch: int = 1, seed: int = 0) -> str:
+                          out_dir: str, batch: int = 1, seed: int = 0,
+                          flip_test: bool = False) -> str:
     """Export ``architecture`` (random weights, livened up) to ``out_dir``; returns it."""
     torch.manual_seed(seed)
     manifest = ModelManifest(name=f'{architecture}_{task}_test', architecture=architecture,
-                             task=task, input_height=height, input_width=width, batch=batch)
+                             task=task, input_height=height, input_width=width, batch=batch,
+                             flip_test=flip_test)
     network = build_model(architecture, num_classes=manifest.label_set.num_classes,
                           panoptic=task == 'panoptic').eval()
     heads = [module for module in network.modules() if isinstance(module, InstanceHead)]

@@ -1,5 +1,6 @@
 """Export with fused post-processing, model packages, checksums, atomic writes, export CLI."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -306,3 +307,77 @@ def test_export_cli_errors(argv, message, tmp_path, capsys):
     assert cli_main(['export'] + argv + ['--out', str(tmp_path / 'o')]) == 2
     assert message in capsys.readouterr().err
     assert not os.path.exists(tmp_path / 'o' / 'model.onnx')
+
+
+def _direct_and_mirrored_heads(network, manifest, image):
+    """The network's heads on the normalised image and on its mirror image, separately."""
+    graph = FusedSegmentationGraph(network, dataclasses.replace(manifest, flip_test=False))
+    with torch.no_grad():
+        return graph.heads(image), graph.heads(torch.flip(image, dims=[3]))
+
+
+def test_flip_test_averages_the_mirrored_semantic_logits_only(tmp_path):
+    from seg_test_models import export_lively_package
+    package = export_lively_package('enet', 'panoptic', HEIGHT, WIDTH, str(tmp_path / 'p'),
+                                    batch=2, flip_test=True)
+    manifest, package_dir = load_model_package(package)
+    assert manifest.flip_test and ModelManifest.load(package_dir).flip_test
+    network = load_torch_network(package_dir, manifest).eval()
+    image = torch.from_numpy(_image(manifest, seed=4))
+    direct, mirrored = _direct_and_mirrored_heads(network, manifest, image)
+    with torch.no_grad():
+        flipped = FusedSegmentationGraph(network, manifest).eval().heads(image)
+    expected = (direct['semantic'] + torch.flip(mirrored['semantic'], dims=[3])) / 2
+    torch.testing.assert_close(flipped['semantic'], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(flipped['center'], direct['center'], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(flipped['offset'], direct['offset'], rtol=1e-5, atol=1e-5)
+    # A random network is not mirror-symmetric: the averaged argmax differs from the direct.
+    assert (flipped['semantic'].argmax(1) != direct['semantic'].argmax(1)).any()
+
+
+def test_flip_test_graph_in_onnxruntime_matches_eager(tmp_path):
+    import onnxruntime
+    from seg_test_models import export_lively_package
+    # ENet: a random DeepLab's logits are nearly uniform, so the averaging would not show.
+    package = export_lively_package('enet', 'panoptic', HEIGHT, WIDTH,
+                                    str(tmp_path / 'p'), batch=2, flip_test=True)
+    manifest, package_dir = load_model_package(package)
+    graph = FusedSegmentationGraph(load_torch_network(package_dir, manifest), manifest).eval()
+    plain = FusedSegmentationGraph(load_torch_network(package_dir, manifest),
+                                   dataclasses.replace(manifest, flip_test=False)).eval()
+    session = onnxruntime.InferenceSession(manifest.onnx_path(package_dir),
+                                           providers=['CPUExecutionProvider'])
+    image = _image(manifest, seed=5)
+    threshold = np.array([-1e6], dtype=np.float32)
+    ort = dict(zip(manifest.output_names, session.run(
+        list(manifest.output_names), {'image': image, 'center_threshold': threshold})))
+    with torch.no_grad():
+        args = (torch.from_numpy(image), torch.from_numpy(threshold))
+        eager = dict(zip(manifest.output_names, (t.numpy() for t in graph(*args))))
+        without = dict(zip(manifest.output_names, (t.numpy() for t in plain(*args))))
+    assert ort['semantic'].shape == (2, HEIGHT, WIDTH)
+    for output in ('semantic', 'panoptic', 'instance'):
+        assert np.mean(ort[output] == eager[output]) >= 0.999, output
+    np.testing.assert_allclose(ort['confidence'], eager['confidence'], atol=1e-4)
+    assert np.mean(ort['semantic'] != without['semantic']) > 0.001
+
+
+def test_export_cli_flip_test_flag(tmp_path, capsys):
+    out = str(tmp_path / 'flip')
+    assert cli_main(['export', '--model', 'enet', '--tasks', 'panoptic', '--height', '32',
+                     '--width', '64', '--flip-test', '--out', out]) == 0
+    capsys.readouterr()
+    assert load_model_package(out)[0].flip_test
+    assert cli_main(['check-onnx', out]) == 0
+    assert 'OK for TensorRT' in capsys.readouterr().out
+
+
+def test_manifest_refuses_a_non_boolean_flip_test(exported_package, tmp_path):
+    package_dir = _copy(exported_package('enet', 'panoptic', HEIGHT, WIDTH), tmp_path)
+    path = os.path.join(package_dir, 'manifest.yaml')
+    with open(path) as handle:
+        text = handle.read()
+    with open(path, 'w') as handle:
+        handle.write(text.replace('flip_test: false', "flip_test: 'no'"))
+    with pytest.raises(ManifestError, match='flip_test must be true or false'):
+        load_model_package(package_dir)

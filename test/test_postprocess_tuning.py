@@ -174,6 +174,47 @@ def test_cli_writes_a_package_whose_graph_uses_the_tuned_settings(lively_panopti
     assert result.instance_score.shape == (20,)
 
 
+def test_cli_turns_test_time_flip_on_and_off(lively_panoptic, tmp_path, capsys):
+    pytest.importorskip('onnx')
+    from seg_perception.package import load_model_package
+    flipped, plain = str(tmp_path / 'flipped'), str(tmp_path / 'plain')
+    report = str(tmp_path / 'search.json')
+    assert run_cli('--model', lively_panoptic, '--frames', '1', '--rounds', '1', '--device',
+                   'cpu', '--flip-test', '--out', flipped, '--json', report) == 0
+    assert '(test-time flip)' in capsys.readouterr().out
+    manifest = load_model_package(flipped)[0]
+    assert manifest.flip_test and manifest.info['postprocess_tuning']['flip_test']
+    with open(report) as stream:
+        assert json.load(stream)['flip_test'] is True
+    assert run_cli('--model', flipped, '--frames', '1', '--rounds', '1', '--device', 'cpu',
+                   '--no-flip-test', '--out', plain) == 0
+    assert '(test-time flip)' not in capsys.readouterr().out
+    assert not load_model_package(plain)[0].flip_test
+
+
+def test_cli_writes_the_package_at_another_network_size(lively_panoptic, tmp_path, capsys):
+    pytest.importorskip('onnxruntime')
+    from seg_perception import Segmenter
+    from seg_perception.data.synthetic import SceneGenerator
+    out = str(tmp_path / 'larger')
+    assert run_cli('--model', lively_panoptic, '--frames', '1', '--rounds', '1', '--device',
+                   'cpu', '--size', '192x96', '--out', out) == 0
+    assert 'at 192x96' in capsys.readouterr().out
+    segmenter = Segmenter.from_package(out, backend='onnxruntime')
+    assert (segmenter.manifest.input_width, segmenter.manifest.input_height) == (192, 96)
+    frame = SceneGenerator(128, 64, seed=3).generate(0)
+    assert segmenter.segment(frame.image).panoptic.shape == (64, 128)
+    # Weights unchanged: the torch network of the new package is the old one's.
+    from seg_perception.package import load_model_package, load_torch_network
+    old = load_torch_network(lively_panoptic, load_model_package(lively_panoptic)[0])
+    new = load_torch_network(out, segmenter.manifest)
+    for (name, before), after in zip(old.state_dict().items(), new.state_dict().values()):
+        assert np.allclose(before.float().numpy(), after.float().numpy()), name
+    for size, message in (('196x96', 'multiples of 8'), ('wide', 'WIDTHxHEIGHT')):
+        assert run_cli('--model', lively_panoptic, '--frames', '1', '--size', size) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_cli_refuses_the_test_seed_and_semantic_models(exported_package, capsys):
     from seg_perception.scoring import SYNTHETIC_TEST_SEED
     assert run_cli('--model', exported_package('enet', 'semantic'), '--frames', '1') == 2

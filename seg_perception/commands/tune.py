@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 
@@ -30,6 +32,14 @@ def add_arguments(parser) -> None:
     parser.add_argument('--top-k', type=int, metavar='K',
                         help="instance slots of the written graph (not searched: it sets the "
                         "grouping's cost, cells x K); default: the package's own")
+    parser.add_argument('--size', metavar='WxH',
+                        help="network input size of the tuned and written package (same "
+                        "weights; frames are resized to it); default: the package's own. "
+                        "A network trained with scale augmentation may see small objects "
+                        "better at a larger size, at a cost in time")
+    parser.add_argument('--flip-test', action=argparse.BooleanOptionalAction, default=None,
+                        help="tune (and write) the package with test-time flip of the semantic "
+                        "logits on or off; default: the package's own")
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                         help='torch device for the network (default %(default)s)')
     parser.add_argument('--out', metavar='DIR',
@@ -75,6 +85,26 @@ def with_top_k(manifest, top_k: int):
     return dataclasses.replace(manifest, postprocess=settings)
 
 
+def with_size(manifest, text: str):
+    """``manifest`` at network size ``text`` (``WxH``); ``ValueError`` naming ``--size``."""
+    import re
+
+    from ..models import get_model_spec
+    match = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', text)
+    if not match:
+        raise ValueError(f'--size {text!r} must be WIDTHxHEIGHT, e.g. 1280x640')
+    width, height = int(match.group(1)), int(match.group(2))
+    divisor = get_model_spec(manifest.architecture).size_divisor
+    stride = manifest.postprocess.grouping_stride
+    multiple = divisor * stride // math.gcd(divisor, stride)
+    if width <= 0 or height <= 0 or width % multiple or height % multiple:
+        raise ValueError(f'--size {text}: width and height must be positive multiples of '
+                         f'{multiple} ({manifest.architecture} needs multiples of {divisor}, '
+                         f'the grouping grid of {stride})')
+    return dataclasses.replace(manifest, input_width=width, input_height=height,
+                               onnx_sha256=None)
+
+
 def _describe(settings) -> str:
     return ', '.join(f'{k} {v}' for k, v in dataclasses.asdict(settings).items())
 
@@ -100,6 +130,10 @@ def main(args) -> int:
         require_panoptic(manifest)
         if args.top_k is not None:
             manifest = with_top_k(manifest, args.top_k)
+        if args.size is not None:
+            manifest = with_size(manifest, args.size)
+        if args.flip_test is not None:
+            manifest = dataclasses.replace(manifest, flip_test=args.flip_test)
         frames, count, source = _frames(args, manifest)
         device = resolve_device(args.device)
         network = load_torch_network(package_dir, manifest, device)
@@ -108,7 +142,8 @@ def main(args) -> int:
             network, manifest, frames, device,
             progress=lambda done: progress_line('network', done, count, started))
         print(f'{manifest.name}: {len(samples)} frames of {source} at '
-              f'{manifest.input_width}x{manifest.input_height}')
+              f'{manifest.input_width}x{manifest.input_height}'
+              + (' (test-time flip)' if manifest.flip_test else ''))
         print(f'  start: {_describe(manifest.postprocess)}')
 
         def report(trial):
@@ -126,6 +161,7 @@ def main(args) -> int:
                           or 'nothing (the starting settings are the best found)'))
     summary = {
         'data': source, 'frames': result.frames, 'rounds': args.rounds,
+        'flip_test': manifest.flip_test,
         'baseline': {'settings': dataclasses.asdict(result.baseline.settings),
                      'score': result.baseline.score.as_dict()},
         'tuned': {'settings': dataclasses.asdict(result.best.settings),
