@@ -7,8 +7,8 @@
 # Usage: scripts/train_zoo.sh OUT_DIR [MINUTES] [FRAMES]
 #   OUT_DIR/enet/model and OUT_DIR/deeplab/model are the trained model packages, and
 #   OUT_DIR/enet/tuned and OUT_DIR/deeplab/tuned the same with their post-processing settings
-#   searched for PQ on 60 validation frames (`seg-perception tune`, 64 instance slots): the
-#   zoo packages.
+#   searched for PQ on 60 validation frames (`seg-perception tune`, 64 instance slots; the
+#   DeepLab package written at 1280x640): the zoo packages.
 #   MINUTES is each run's time budget (the learning rate decays over it), FRAMES the number
 #   of synthetic training frames drawn once into OUT_DIR/frame_cache (about 3 MB each).
 # Environment:
@@ -78,9 +78,12 @@ done
 [ $status -eq 0 ] || exit $status
 [ -z "${SKIP_TUNE:-}" ] || exit 0
 # Post-processing settings for PQ, on validation frames (never the model cards' test seed).
+# ENet ships at its training size, DeepLab at 1280x640 (it sees small things better there:
+# see its model card).
+declare -A size=([enet]=1024x512 [deeplab]=1280x640)
 for run in enet deeplab; do
     echo "== tune $run"
     "$py" -m seg_perception.cli tune --model "$out/$run/model" --frames 60 --top-k 64 \
-        --out "$out/$run/tuned" --json "$out/$run/tuning.json" 2> "$out/$run/tune.log" \
+        --size "${size[$run]}" --out "$out/$run/tuned" --json "$out/$run/tuning.json" 2> "$out/$run/tune.log" \
         | grep -E '^(baseline|tuned|changed|wrote)'
 done

@@ -202,6 +202,7 @@ def test_cli_writes_the_package_at_another_network_size(lively_panoptic, tmp_pat
     assert 'at 192x96' in capsys.readouterr().out
     segmenter = Segmenter.from_package(out, backend='onnxruntime')
     assert (segmenter.manifest.input_width, segmenter.manifest.input_height) == (192, 96)
+    assert segmenter.manifest.info['postprocess_tuning']['size'] == '192x96'
     frame = SceneGenerator(128, 64, seed=3).generate(0)
     assert segmenter.segment(frame.image).panoptic.shape == (64, 128)
     # Weights unchanged: the torch network of the new package is the old one's.

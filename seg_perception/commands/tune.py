@@ -161,6 +161,7 @@ def main(args) -> int:
                           or 'nothing (the starting settings are the best found)'))
     summary = {
         'data': source, 'frames': result.frames, 'rounds': args.rounds,
+        'size': f'{manifest.input_width}x{manifest.input_height}',
         'flip_test': manifest.flip_test,
         'baseline': {'settings': dataclasses.asdict(result.baseline.settings),
                      'score': result.baseline.score.as_dict()},
