@@ -65,3 +65,14 @@ def test_unknown_zoo_name_lists_the_available_ones():
         resolve_model('fcn_imaginary')
     with pytest.raises(UnknownZooModelError, match='does not exist'):
         resolve_model('./no/such/package')
+
+
+def test_models_command_lists_each_zoo_model_with_its_network_size(capsys):
+    from seg_perception.cli import main
+    assert main(['models']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in EXPECTED:
+        manifest, _ = load_model_package(resolve_model(name))
+        line = next(line for line in lines if line.strip().startswith(name + ' '))
+        assert f'network input {manifest.input_width}x{manifest.input_height}' in line
+        assert manifest.architecture in line

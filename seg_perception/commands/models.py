@@ -26,6 +26,20 @@ def main(args) -> int:
     zoo = list_zoo()
     if zoo:
         print('zoo models (shipped, ready to run):')
+        width = max(len(n) for n in zoo)
         for entry in zoo:
-            print(f'  {entry}')
+            print(f'  {entry:<{width}}  {_describe_zoo_model(entry)}')
     return 0
+
+
+def _describe_zoo_model(name: str) -> str:
+    """``architecture, task, WxH network input`` from the package's manifest."""
+    from ..manifest import ManifestError, ModelManifest
+    from ..zoo import resolve_model
+    try:
+        manifest = ModelManifest.load(resolve_model(name))
+    except (ManifestError, OSError) as error:
+        return f'unreadable manifest: {error}'
+    flip = ', test-time flip' if manifest.flip_test else ''
+    return (f'{manifest.architecture}, {manifest.task}, network input '
+            f'{manifest.input_width}x{manifest.input_height}{flip}')
