@@ -381,3 +381,22 @@ def test_manifest_refuses_a_non_boolean_flip_test(exported_package, tmp_path):
         handle.write(text.replace('flip_test: false', "flip_test: 'no'"))
     with pytest.raises(ManifestError, match='flip_test must be true or false'):
         load_model_package(package_dir)
+
+
+def test_weights_recover_from_an_onnx_only_flip_test_package(tmp_path):
+    pytest.importorskip('onnx')
+    torch.manual_seed(2)
+    manifest = ModelManifest(name='flip_onnx_only', architecture='enet', task='panoptic',
+                             input_height=HEIGHT, input_width=WIDTH, flip_test=True)
+    network = build_model('enet', num_classes=19, panoptic=True).eval()
+    out = str(tmp_path / 'p')
+    export_model_package(network, manifest, out, save_weights=False)
+    loaded_manifest, package_dir = load_model_package(out)
+    assert loaded_manifest.weights_file is None and loaded_manifest.flip_test
+    recovered = load_torch_network(package_dir, loaded_manifest).eval()
+    image = torch.from_numpy(_image(loaded_manifest, seed=6))
+    with torch.no_grad():
+        expected = FusedSegmentationGraph(network, loaded_manifest).heads(image)
+        got = FusedSegmentationGraph(recovered, loaded_manifest).heads(image)
+    for name in ('semantic', 'center', 'offset'):
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-3, atol=1e-3)
