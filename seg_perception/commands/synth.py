@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 
 HELP = 'generate synthetic driving scenes with panoptic labels in the Cityscapes layout'
-
-_SIZE = re.compile(r'^(\d+)[xX](\d+)$')
 
 
 def add_arguments(parser) -> None:
@@ -31,10 +28,8 @@ def add_arguments(parser) -> None:
 def parse_size(text: str):
     """``'1024x512'`` -> (1024, 512); a clear ``ValueError`` otherwise."""
     from ..data.synthetic import MAX_SIZE, MIN_SIZE
-    match = _SIZE.match(text.strip())
-    if not match:
-        raise ValueError(f'--size {text!r} must be WIDTHxHEIGHT, e.g. 1024x512')
-    width, height = int(match.group(1)), int(match.group(2))
+    from . import parse_width_height
+    width, height = parse_width_height(text, '--size', '1024x512')
     for name, value in (('width', width), ('height', height)):
         if not MIN_SIZE <= value <= MAX_SIZE:
             raise ValueError(f'--size {text!r}: {name} {value} is outside {MIN_SIZE}..{MAX_SIZE}')

@@ -87,10 +87,11 @@ def main(args) -> int:
         return 2
     crop_width = crop_height = 0
     if args.crop:
+        from . import parse_width_height
         try:
-            crop_width, crop_height = (int(v) for v in args.crop.lower().split('x'))
-        except ValueError:
-            print(f'error: --crop {args.crop!r} is not WxH, e.g. 512x256', file=sys.stderr)
+            crop_width, crop_height = parse_width_height(args.crop, '--crop', '512x256')
+        except ValueError as error:
+            print(f'error: {error}', file=sys.stderr)
             return 2
     config = TrainConfig(
         model=args.model, task=args.task, data=args.data, height=args.height, width=args.width,

@@ -87,13 +87,9 @@ def with_top_k(manifest, top_k: int):
 
 def with_size(manifest, text: str):
     """``manifest`` at network size ``text`` (``WxH``); ``ValueError`` naming ``--size``."""
-    import re
-
     from ..models import get_model_spec
-    match = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', text)
-    if not match:
-        raise ValueError(f'--size {text!r} must be WIDTHxHEIGHT, e.g. 1280x640')
-    width, height = int(match.group(1)), int(match.group(2))
+    from . import parse_width_height
+    width, height = parse_width_height(text, '--size', '1280x640')
     divisor = get_model_spec(manifest.architecture).size_divisor
     stride = manifest.postprocess.grouping_stride
     multiple = divisor * stride // math.gcd(divisor, stride)
