@@ -35,7 +35,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'seg_perception_node = seg_perception.node:main',
+            'seg_perception_node = seg_perception.ros.node:main',
             'seg-perception = seg_perception.cli:main',
         ],
     },

@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
-from seg_perception.benchmark import export_random_package, run_benchmark  # noqa: E402
 from seg_perception.segmenter import Segmenter  # noqa: E402
+from seg_perception.tools.benchmark import export_random_package, run_benchmark  # noqa: E402
 
 TASKS = ('semantic', 'panoptic')
 

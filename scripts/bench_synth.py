@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from seg_perception.commands.synth import parse_size  # noqa: E402
-from seg_perception.data.synthetic import SceneGenerator  # noqa: E402
+from seg_perception.data.synthetic.generator import SceneGenerator  # noqa: E402
 
 
 def main(argv: List[str]) -> int:

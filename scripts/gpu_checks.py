@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def agreement(package, frames=20):
     from seg_perception import Segmenter
-    from seg_perception.data.synthetic import SceneGenerator
-    from seg_perception.scoring import SYNTHETIC_TEST_SEED
+    from seg_perception.data.synthetic.generator import SceneGenerator
+    from seg_perception.evaluation.scoring import SYNTHETIC_TEST_SEED
     fp32 = Segmenter.from_package(package, backend='torch', device='cuda', precision='fp32')
     fp16 = Segmenter.from_package(package, backend='torch', device='cuda', precision='fp16')
     height, width = fp32.network_size
@@ -35,7 +35,7 @@ def agreement(package, frames=20):
 
 def latency(package, precision):
     from seg_perception import Segmenter
-    from seg_perception.benchmark import run_benchmark
+    from seg_perception.tools.benchmark import run_benchmark
     segmenter = Segmenter.from_package(package, backend='torch', device='cuda',
                                        precision=precision)
     report = run_benchmark(segmenter, iterations=50, warmup=10)
@@ -45,7 +45,7 @@ def latency(package, precision):
 def main():
     import torch
 
-    from seg_perception.benchmark import export_random_package
+    from seg_perception.tools.benchmark import export_random_package
     root = sys.argv[1]
     print('GPU:', torch.cuda.get_device_name(0), 'torch', torch.__version__)
     for name, arch in (('enet', 'enet'), ('deeplab', 'deeplabv3plus_mobilenetv3')):

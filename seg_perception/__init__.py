@@ -1,6 +1,6 @@
 """seg_perception: semantic, instance and panoptic segmentation for ROS 2 cameras.
 
-The core (everything but ``seg_perception.node``) imports no rclpy.
+Only ``seg_perception.ros`` imports rclpy; everything else is the ROS-free core.
 """
 
 __version__ = '0.1.0'

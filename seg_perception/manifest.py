@@ -28,8 +28,8 @@ import numbers
 import os
 from typing import Any, Dict, Optional, Tuple
 
-from .atomic import atomic_write_text
 from .labels import cityscapes, LabelSet
+from .packages.atomic import atomic_write_text
 
 MANIFEST_FILE = 'manifest.yaml'
 FORMAT_VERSION = 1

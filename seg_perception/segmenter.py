@@ -5,7 +5,7 @@ no second copy of pre- or post-processing anywhere.
 
 Typical use::
 
-    from seg_perception import Segmenter
+    from . import Segmenter
     segmenter = Segmenter.from_package('models/enet_panoptic')
     result = segmenter.segment(rgb_image)          # uint8 (H, W, 3)
     result.semantic, result.instance, result.panoptic, result.segments
@@ -19,9 +19,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .images.preprocess import check_image, Preprocessor, resize_nearest
 from .manifest import ModelManifest
-from .postprocess import Segment
-from .preprocess import check_image, Preprocessor, resize_nearest
+from .postprocess.reference import Segment
 from .runtime.base import Backend
 
 OUTPUT_RESOLUTION_CHOICES = ('input', 'network')
@@ -81,7 +81,7 @@ class SegmentationResult:
     def segments(self) -> List[Segment]:
         """Segments (id, class, area, bbox, score) of ``panoptic``; computed on first access."""
         if self._segments is None:
-            from .postprocess import extract_segments
+            from .postprocess.reference import extract_segments
             self._segments = extract_segments(
                 self.panoptic, self.thing_ids, self.label_divisor, self.void_id,
                 confidence=self.confidence, instance_score=self.instance_score)
@@ -110,7 +110,7 @@ class Segmenter:
     def from_package(cls, path: str, backend: str = 'auto', device: str = 'auto',
                      precision: str = 'auto', **options) -> 'Segmenter':
         """Load a model package directory and pick its backend (see ``create_backend``)."""
-        from .package import load_model_package
+        from .packages.loading import load_model_package
         from .runtime.select import create_backend
         manifest, package_dir = load_model_package(path)
         created, reason = create_backend(package_dir, manifest, backend=backend, device=device,
@@ -128,12 +128,12 @@ class Segmenter:
             ValueError: This installation has no model zoo, or ``name`` is not in it.
         """
         try:
-            from .zoo import resolve_zoo_model
+            from .packages.zoo import resolve_zoo_model
         except ImportError:
             raise ValueError(
                 f'cannot load zoo model {name!r}: this installation ships no model zoo '
-                '(seg_perception.zoo is missing); use Segmenter.from_package(DIR) with an '
-                'exported package') from None
+                '(seg_perception.packages.zoo is missing); use Segmenter.from_package(DIR) '
+                'with an exported package') from None
         path = resolve_zoo_model(name)
         return cls.from_package(path, backend=backend, device=device, precision=precision,
                                 **options)
@@ -233,7 +233,7 @@ class Segmenter:
             panoptic = outputs['panoptic'][slot]
             instance_score = outputs['instance_score'][slot]
         else:
-            from .postprocess import (
+            from .postprocess.reference import (
                 instances_from_connected_components,
                 panoptic_from_semantic_and_instance,
             )

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from seg_perception.bag import (
+from seg_perception.bags.bag_io import (
     BagError,
     BagReader,
     BagWriter,
@@ -15,11 +15,11 @@ from seg_perception.bag import (
     make_header,
     stamp_to_ns,
 )
+from seg_perception.bags.ground_truth import decode_label, LabelError
+from seg_perception.bags.synthetic_bag import camera_topics, START_STAMP_NS, write_synthetic_bag
 from seg_perception.cli import main as cli_main
-from seg_perception.data.synthetic import SceneGenerator
-from seg_perception.eval_labels import decode_label, LabelError
+from seg_perception.data.synthetic.generator import SceneGenerator
 from seg_perception.labels import cityscapes
-from seg_perception.synth_bag import camera_topics, START_STAMP_NS, write_synthetic_bag
 
 WIDTH, HEIGHT = 128, 64
 
@@ -139,7 +139,7 @@ def test_writer_refuses_existing_path_and_undeclared_topic(tmp_path):
 
 def test_label_decoding_rejects_bad_labels():
     labels = cityscapes()
-    from seg_perception.image_codec import encode_image
+    from seg_perception.images.codec import encode_image
     with pytest.raises(LabelError, match="encoding 'rgb8'"):
         decode_label(encode_image(np.zeros((2, 2, 3), np.uint8), 'rgb8'), labels, 1000)
     with pytest.raises(LabelError, match='id\\(s\\) 19, 254'):

@@ -6,14 +6,14 @@ import onnx
 from onnx import helper, numpy_helper, TensorProto
 import pytest
 
-from seg_perception.check_onnx import (
+from seg_perception.cli import main as cli_main
+from seg_perception.export.tensorrt_check import (
     check_tensorrt_compatibility,
     format_report,
     Issue,
     normalize_trt_versions,
     OnnxCheckError,
 )
-from seg_perception.cli import main as cli_main
 
 FLOAT = TensorProto.FLOAT
 

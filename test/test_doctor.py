@@ -5,7 +5,8 @@ import importlib.util
 import pytest
 
 from seg_perception import cli
-from seg_perception.doctor import (
+from seg_perception.runtime.tensorrt_backend import tensorrt_available
+from seg_perception.tools.doctor import (
     AutoChoice,
     Check,
     collect_checks,
@@ -15,7 +16,6 @@ from seg_perception.doctor import (
     ros_distro,
     run_doctor,
 )
-from seg_perception.runtime.tensorrt_backend import tensorrt_available
 
 EXPECTED_NAMES = ['Python', 'numpy', 'OpenCV', 'ROS 2 (rclpy)', 'CUDA GPU', 'TensorRT',
                   'ONNX Runtime', 'PyTorch']

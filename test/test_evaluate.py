@@ -12,7 +12,7 @@ import pytest
 from seg_test_models import export_lively_package
 
 from seg_perception import Segmenter
-from seg_perception.bag import (
+from seg_perception.bags.bag_io import (
     BagError,
     BagReader,
     BagWriter,
@@ -22,12 +22,12 @@ from seg_perception.bag import (
     make_header,
     stamp_to_ns,
 )
+from seg_perception.bags.synthetic_bag import write_synthetic_bag
 from seg_perception.cli import main as cli_main
-from seg_perception.data.synthetic import SceneGenerator
-from seg_perception.eval_outputs import SEGMENTATION_ENCODINGS
-from seg_perception.evaluate import EvalConfig, EvalError, run_evaluation
-from seg_perception.image_codec import decode_image
-from seg_perception.synth_bag import write_synthetic_bag
+from seg_perception.data.synthetic.generator import SceneGenerator
+from seg_perception.evaluation.evaluate import EvalConfig, EvalError, run_evaluation
+from seg_perception.evaluation.output_bag import SEGMENTATION_ENCODINGS
+from seg_perception.images.codec import decode_image
 
 torch = pytest.importorskip('torch')
 

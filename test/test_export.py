@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from seg_perception.cli import main as cli_main
-from seg_perception.export import (
+from seg_perception.export.graph import (
     export_model_package,
     export_onnx_bytes,
     ExportError,
@@ -20,7 +20,7 @@ from seg_perception.export import (
 )
 from seg_perception.manifest import ManifestError, ModelManifest
 from seg_perception.models import build_model
-from seg_perception.package import (
+from seg_perception.packages.loading import (
     file_sha256,
     load_model_package,
     load_torch_network,
@@ -254,7 +254,7 @@ def test_graph_rejects_inconsistent_network_and_manifest():
 def test_package_module_imports_without_torch(exported_package):
     package_dir = exported_package('enet', 'semantic', HEIGHT, WIDTH)
     code = ('import sys; sys.modules["torch"] = None\n'
-            'from seg_perception.package import load_model_package\n'
+            'from seg_perception.packages.loading import load_model_package\n'
             f'manifest, _ = load_model_package({package_dir!r})\n'
             'assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]\n'
             'print(manifest.name)')

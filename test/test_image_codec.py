@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from seg_perception import image_codec
-from seg_perception.image_codec import (
+from seg_perception.images import codec as image_codec
+from seg_perception.images.codec import (
     CompressedImageMessage,
     decode_compressed,
     decode_image,
@@ -470,7 +470,7 @@ def test_ros_message_type_rejecting_fields_is_reported():
 
 
 def test_import_pulls_in_neither_ros_nor_opencv():
-    code = ('import sys, seg_perception.image_codec; '
+    code = ('import sys, seg_perception.images.codec; '
             'heavy = [m for m in ("rclpy", "sensor_msgs", "cv2", "torch") if m in sys.modules]; '
             'assert not heavy, heavy')
     subprocess.run([sys.executable, '-c', code], check=True)

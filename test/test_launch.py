@@ -19,7 +19,12 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 import yaml
 
-from seg_perception.node_config import ConfigError, NodeConfig, OUTPUT_NAMES, PARAMETERS_BY_NAME
+from seg_perception.pipeline.config import (
+    ConfigError,
+    NodeConfig,
+    OUTPUT_NAMES,
+    PARAMETERS_BY_NAME,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(ROOT, 'launch', 'seg_perception.launch.py')
@@ -181,7 +186,7 @@ def test_node_starts_with_every_shipped_params_file(tmp_path):
     package = export_lively_package('enet', 'semantic', 64, 128, str(tmp_path / 'pkg'))
     processes = []
     for path in params_files():
-        command = [sys.executable, '-m', 'seg_perception.node', '--ros-args',
+        command = [sys.executable, '-m', 'seg_perception.ros.node', '--ros-args',
                    '--params-file', path, '-p', f'model:={package}']
         log = open(tmp_path / (os.path.basename(path) + '.log'), 'w+', encoding='utf-8')
         processes.append((path, log, subprocess.Popen(

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from seg_perception.atomic import atomic_open, atomic_write_text
 from seg_perception.manifest import ManifestError, ModelManifest, PostprocessSettings
+from seg_perception.packages.atomic import atomic_open, atomic_write_text
 
 
 def make_manifest(**overrides):

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from seg_perception.evaluation.metrics import ConfusionMatrix, panoptic_quality, PanopticQuality
 from seg_perception.labels import cityscapes, LabelSet
-from seg_perception.metrics import ConfusionMatrix, panoptic_quality, PanopticQuality
 
 DIV = 1000
 ROAD, SKY, CAR, PERSON = 0, 1, 2, 3

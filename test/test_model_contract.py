@@ -8,7 +8,7 @@ PyTorch parity through the two real backends on the exported package.
 import numpy as np
 import pytest
 
-from seg_perception.check_onnx import check_tensorrt_compatibility
+from seg_perception.export.tensorrt_check import check_tensorrt_compatibility
 from seg_perception.manifest import ModelManifest
 from seg_perception.models import build_model, list_models
 from seg_perception.runtime.onnxruntime_backend import OnnxRuntimeBackend

@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 from seg_test_models import export_lively_package
 
-from seg_perception.camera_monitor import CameraMonitor
-from seg_perception.diagnostics_report import build_report, ModelInfo, OK, STALE, WARN
-from seg_perception.inference_worker import Frame, InferenceWorker, render_outputs
+from seg_perception.images.visualize import (
+    instance_palette,
+    overlay,
+    panoptic_color,
+    semantic_color,
+)
 from seg_perception.labels import cityscapes
-from seg_perception.latest_frame import LatestFrameStore
-from seg_perception.node_config import (
+from seg_perception.pipeline.camera_monitor import CameraMonitor
+from seg_perception.pipeline.config import (
     ConfigError,
     markdown_table,
     model_is_path,
@@ -22,10 +25,12 @@ from seg_perception.node_config import (
     PARAMETERS,
     PARAMETERS_BY_NAME,
 )
-from seg_perception.rate_stats import LatencyWindow, RateMeter
-from seg_perception.result_outputs import drop_small_instances, scale_camera_info
+from seg_perception.pipeline.diagnostics import build_report, ModelInfo, OK, STALE, WARN
+from seg_perception.pipeline.latest_frame import LatestFrameStore
+from seg_perception.pipeline.outputs import drop_small_instances, scale_camera_info
+from seg_perception.pipeline.rate_stats import LatencyWindow, RateMeter
+from seg_perception.pipeline.worker import Frame, InferenceWorker, render_outputs
 from seg_perception.segmenter import Segmenter
-from seg_perception.visualize import instance_palette, overlay, panoptic_color, semantic_color
 
 torch = pytest.importorskip('torch')
 
@@ -358,7 +363,11 @@ def test_benchmark_reads_header_stamp_from_cdr_and_formats_report():
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
-    from seg_perception.node_benchmark import format_node_report, header_stamp, NodeBenchmarkReport
+    from seg_perception.ros.node_benchmark import (
+        format_node_report,
+        header_stamp,
+        NodeBenchmarkReport,
+    )
     msg = Image(encoding='rgb8')
     msg.header.stamp.sec, msg.header.stamp.nanosec = 1700000123, 456789
     msg.header.frame_id = 'a_rather_long_frame_id'
@@ -372,7 +381,7 @@ def test_benchmark_reads_header_stamp_from_cdr_and_formats_report():
 
 
 def test_detection_boxes_and_vision_msgs_array():
-    from seg_perception.result_outputs import detection_boxes
+    from seg_perception.pipeline.outputs import detection_boxes
     result = _result_with_instances()
     boxes = sorted(detection_boxes(result, cityscapes().names), key=lambda box: box.id)
     assert [(box.id, box.class_name) for box in boxes] == [(11002, 'person'), (13001, 'car')]
@@ -380,7 +389,7 @@ def test_detection_boxes_and_vision_msgs_array():
     assert (person.center_x, person.center_y, person.width, person.height) == (17.5, 17.5,
                                                                                 5.0, 5.0)
     pytest.importorskip('rclpy')
-    from seg_perception.node import detection_array
+    from seg_perception.ros.node import detection_array
 
     class Detection2DArray:  # vision_msgs 4.x layout
         def __init__(self, header=None):
@@ -451,7 +460,7 @@ def test_pipelined_worker_delivers_the_same_outputs_and_stops(segmenter):
 
 
 def test_engine_options_reach_only_the_tensorrt_backend():
-    from seg_perception.node_config import ConfigError, NodeConfig
+    from seg_perception.pipeline.config import ConfigError, NodeConfig
     assert NodeConfig.from_values({}).engine_options() == {}
     config = NodeConfig.from_values({'force_engine_update': True, 'allow_engine_build': False,
                                      'engine_file_path': '/var/engines/front.engine'})

@@ -36,8 +36,8 @@ def test_demo_records_scores_and_draws(tmp_path):
         assert row[10] != 'n/a' and row[11] != 'n/a', row  # mIoU and PQ were computed
     assert 'Traceback' not in output
 
-    from seg_perception.bag import BagReader
-    from seg_perception.image_codec import decode_image
+    from seg_perception.bags.bag_io import BagReader
+    from seg_perception.images.codec import decode_image
     with BagReader(str(out / 'demo_bag')) as bag:
         topics = [f'/{camera}/segmentation/{output}' for camera in ('front', 'rear')
                   for output in ('semantic', 'semantic_color', 'overlay', 'instance',

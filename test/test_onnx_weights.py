@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from seg_perception.export import export_model_package
+from seg_perception.export.graph import export_model_package
 from seg_perception.manifest import ModelManifest
-from seg_perception.onnx_weights import (
+from seg_perception.packages.onnx_weights import (
     load_weights_from_onnx,
     module_path_from_node_name,
     OnnxWeightsError,

@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from seg_perception import postprocess as pp
-from seg_perception.fused_postprocess import FusedPostprocess
 from seg_perception.manifest import PANOPTIC_OUTPUTS, PostprocessSettings, SEMANTIC_OUTPUTS
+from seg_perception.postprocess import reference as pp
+from seg_perception.postprocess.fused import FusedPostprocess
 
 # The legacy TorchScript exporter (no onnxscript here) warns that it is deprecated.
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
@@ -516,8 +516,8 @@ def test_graph_matches_reference_at_other_instance_strides(instance_stride):
 
 
 def panoptic_quality(predicted: np.ndarray, reference: np.ndarray) -> float:
+    from seg_perception.evaluation.metrics import PanopticQuality
     from seg_perception.labels import cityscapes
-    from seg_perception.metrics import PanopticQuality
     quality = PanopticQuality(cityscapes(), label_divisor=1000)
     quality.update(predicted, reference)
     return quality.result().pq

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from seg_perception.manifest import ModelManifest, PostprocessSettings
-from seg_perception.postprocess import panoptic_from_semantic
-from seg_perception.postprocess_tuning import (
+from seg_perception.postprocess.reference import panoptic_from_semantic
+from seg_perception.training.tuning import (
     HeadSample,
     score_settings,
     tune_postprocess,
@@ -140,8 +140,8 @@ def test_cli_writes_a_package_whose_graph_uses_the_tuned_settings(lively_panopti
                                                                   capsys):
     pytest.importorskip('onnxruntime')
     from seg_perception import Segmenter
-    from seg_perception.data.synthetic import SceneGenerator
-    from seg_perception.postprocess import panoptic_from_heads
+    from seg_perception.data.synthetic.generator import SceneGenerator
+    from seg_perception.postprocess.reference import panoptic_from_heads
     out, report = str(tmp_path / 'tuned'), str(tmp_path / 'search.json')
     assert run_cli('--model', lively_panoptic, '--frames', '2', '--rounds', '1',
                    '--device', 'cpu', '--top-k', '20', '--out', out, '--json', report) == 0
@@ -159,8 +159,8 @@ def test_cli_writes_a_package_whose_graph_uses_the_tuned_settings(lively_panopti
     # reference post-processing's with them, on the torch heads of the same weights.
     import torch
 
-    from seg_perception.export import FusedSegmentationGraph
-    from seg_perception.package import load_torch_network
+    from seg_perception.export.graph import FusedSegmentationGraph
+    from seg_perception.packages.loading import load_torch_network
     image = SceneGenerator(128, 64, seed=5).generate(0).image
     network = load_torch_network(out, segmenter.manifest)
     with torch.inference_mode():
@@ -176,7 +176,7 @@ def test_cli_writes_a_package_whose_graph_uses_the_tuned_settings(lively_panopti
 
 def test_cli_turns_test_time_flip_on_and_off(lively_panoptic, tmp_path, capsys):
     pytest.importorskip('onnx')
-    from seg_perception.package import load_model_package
+    from seg_perception.packages.loading import load_model_package
     flipped, plain = str(tmp_path / 'flipped'), str(tmp_path / 'plain')
     report = str(tmp_path / 'search.json')
     assert run_cli('--model', lively_panoptic, '--frames', '1', '--rounds', '1', '--device',
@@ -195,7 +195,7 @@ def test_cli_turns_test_time_flip_on_and_off(lively_panoptic, tmp_path, capsys):
 def test_cli_writes_the_package_at_another_network_size(lively_panoptic, tmp_path, capsys):
     pytest.importorskip('onnxruntime')
     from seg_perception import Segmenter
-    from seg_perception.data.synthetic import SceneGenerator
+    from seg_perception.data.synthetic.generator import SceneGenerator
     out = str(tmp_path / 'larger')
     assert run_cli('--model', lively_panoptic, '--frames', '1', '--rounds', '1', '--device',
                    'cpu', '--size', '192x96', '--out', out) == 0
@@ -206,7 +206,7 @@ def test_cli_writes_the_package_at_another_network_size(lively_panoptic, tmp_pat
     frame = SceneGenerator(128, 64, seed=3).generate(0)
     assert segmenter.segment(frame.image).panoptic.shape == (64, 128)
     # Weights unchanged: the torch network of the new package is the old one's.
-    from seg_perception.package import load_model_package, load_torch_network
+    from seg_perception.packages.loading import load_model_package, load_torch_network
     old = load_torch_network(lively_panoptic, load_model_package(lively_panoptic)[0])
     new = load_torch_network(out, segmenter.manifest)
     for (name, before), after in zip(old.state_dict().items(), new.state_dict().values()):
@@ -217,7 +217,7 @@ def test_cli_writes_the_package_at_another_network_size(lively_panoptic, tmp_pat
 
 
 def test_cli_refuses_the_test_seed_and_semantic_models(exported_package, capsys):
-    from seg_perception.scoring import SYNTHETIC_TEST_SEED
+    from seg_perception.evaluation.scoring import SYNTHETIC_TEST_SEED
     assert run_cli('--model', exported_package('enet', 'semantic'), '--frames', '1') == 2
     assert 'only panoptic models' in capsys.readouterr().err
     assert run_cli('--model', exported_package('enet', 'panoptic'), '--frames', '1',

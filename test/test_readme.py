@@ -4,7 +4,7 @@ import os
 import re
 
 from seg_perception.cli import _command_names
-from seg_perception.node_config import markdown_table
+from seg_perception.pipeline.config import markdown_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

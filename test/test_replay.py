@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from seg_perception.bag import BagError, BagReader, decode_rgb, stamp_to_ns
-from seg_perception.synth_bag import write_synthetic_bag
+from seg_perception.bags.bag_io import BagError, BagReader, decode_rgb, stamp_to_ns
+from seg_perception.bags.synthetic_bag import write_synthetic_bag
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -110,7 +110,7 @@ def test_replay_command_publishes_recorded_frames_until_sigint(bag, context):
 
 
 def test_replay_bag_once_in_process(bag, context):
-    from seg_perception.replay import replay_bag
+    from seg_perception.ros.replay import replay_bag
     published = []
     stats = replay_bag(bag, rate=10.0, topics=['cam0/image_raw', '/cam0/labels/panoptic'],
                        context=context, on_published=lambda t, ns: published.append((t, ns)))
@@ -121,7 +121,7 @@ def test_replay_bag_once_in_process(bag, context):
 
 
 def test_replay_errors(bag, context, tmp_path):
-    from seg_perception.replay import message_class, replay_bag
+    from seg_perception.ros.replay import message_class, replay_bag
     with pytest.raises(BagError, match=r'/nope is not in bag .*/cam0/image_raw'):
         replay_bag(bag, topics=['/nope'], context=context)
     with pytest.raises(BagError, match='rate must be positive'):

@@ -8,11 +8,11 @@ import pytest
 from seg_test_models import export_lively_package
 
 from seg_perception import SegmentationResult, Segmenter
-from seg_perception.benchmark import format_report, run_benchmark
 from seg_perception.cli import main as cli_main
+from seg_perception.images.preprocess import resize_interpolation, resize_nearest
 from seg_perception.manifest import ManifestError
-from seg_perception.preprocess import resize_interpolation, resize_nearest
 from seg_perception.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from seg_perception.tools.benchmark import format_report, run_benchmark
 
 torch = pytest.importorskip('torch')
 
@@ -216,7 +216,7 @@ def test_corrupt_package_is_refused(panoptic_package, tmp_path):
 
 def test_from_zoo_says_what_is_available():
     try:
-        import seg_perception.zoo  # noqa: F401
+        import seg_perception.packages.zoo  # noqa: F401
     except ImportError:
         with pytest.raises(ValueError, match='ships no model zoo'):
             Segmenter.from_zoo('enet_cityscapes')

@@ -14,8 +14,8 @@ from seg_perception.data.cityscapes_writer import (
     frame_paths,
     write_cityscapes_frame,
 )
-from seg_perception.data.scene_layout import TrainId
-from seg_perception.data.synthetic import SceneGenerator, SyntheticFrame, thing_train_ids
+from seg_perception.data.synthetic.generator import SceneGenerator, SyntheticFrame, thing_train_ids
+from seg_perception.data.synthetic.layout import TrainId
 from seg_perception.labels import (
     cityscapes,
     cityscapes_label_to_train_id_lut,
@@ -247,8 +247,8 @@ def _square(x0, y0, x1, y1):
 
 def test_canvas_label_map_carries_class_instance_and_shadow():
     """One 16-bit fill per labelled polygon: class, instance and the end of a cast shadow."""
-    from seg_perception.data.scene_camera import Camera
-    from seg_perception.data.scene_canvas import Canvas, semantic_from_codes
+    from seg_perception.data.synthetic.camera import Camera
+    from seg_perception.data.synthetic.canvas import Canvas, semantic_from_codes
     camera = Camera(width=64, height=32, focal=60.0, cx=32.0, cy=16.0, mount_height=1.5,
                     lateral=0.0, pitch=0.0, yaw=0.0)
     canvas = Canvas(camera, haze_color=(200, 200, 200), visibility=300.0)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from seg_perception.train import load_checkpoint, train, TrainConfig, TrainingError
+from seg_perception.training.train import load_checkpoint, train, TrainConfig, TrainingError
 
 torch = pytest.importorskip('torch')
 
@@ -62,9 +62,9 @@ def test_resume_continues_after_the_last_epoch(trained, tmp_path):
 
 
 def test_frame_cache_gives_the_generated_frames(trained):
-    from seg_perception.data.synthetic import SceneGenerator
+    from seg_perception.data.synthetic.generator import SceneGenerator
     from seg_perception.labels import cityscapes
-    from seg_perception.train import FrameSource
+    from seg_perception.training.train import FrameSource
     out, _, _ = trained
     source = FrameSource('synthetic', 'train', 128, 64, 3, 4, cityscapes())
     source.materialize(os.path.join(out, 'cache'), workers=0, log=lambda *_: None)
@@ -96,7 +96,7 @@ def test_bad_options_are_refused(tmp_path, overrides, message):
 
 
 def test_init_weights_from_a_package_starts_from_its_weights(trained, tmp_path):
-    from seg_perception.package import read_state_dict
+    from seg_perception.packages.loading import read_state_dict
     _, package, _ = trained
     out = str(tmp_path / 'finetune')
     train(tiny_config(epochs=1, init_weights=package, lr=0.0, train_frames=2), out,
@@ -112,8 +112,8 @@ def test_init_weights_from_a_package_starts_from_its_weights(trained, tmp_path):
 def test_init_partial_loads_what_matches_after_a_head_change(trained, tmp_path):
     """A semantic ENet's weights start a panoptic ENet: all but the new instance head."""
     from seg_perception.models import build_model
-    from seg_perception.package import PackageError
-    from seg_perception.train import _load_initial_weights
+    from seg_perception.packages.loading import PackageError
+    from seg_perception.training.train import _load_initial_weights
     semantic = build_model('enet', num_classes=19, panoptic=False)
     path = str(tmp_path / 'semantic.pt')
     torch.save(semantic.state_dict(), path)
@@ -134,7 +134,7 @@ def test_init_partial_loads_what_matches_after_a_head_change(trained, tmp_path):
 def test_crop_trains_on_smaller_crops_and_exports_the_network_size(tmp_path):
     from seg_perception.labels import cityscapes
     from seg_perception.manifest import ModelManifest
-    from seg_perception.train import FrameSource, TrainingSamples
+    from seg_perception.training.train import FrameSource, TrainingSamples
     config = tiny_config(epochs=1, crop_height=32, crop_width=64, train_frames=2)
     source = FrameSource('synthetic', 'train', 128, 64, 3, 2, cityscapes())
     sample = TrainingSamples(source, config, cityscapes())[0]
@@ -151,7 +151,7 @@ def test_a_cityscapes_folder_of_another_size_trains_at_the_network_size(tmp_path
     camera frames) before augmentation and validation."""
     from seg_perception.cli import main
     from seg_perception.labels import cityscapes
-    from seg_perception.train import FrameSource
+    from seg_perception.training.train import FrameSource
     root = str(tmp_path / 'cityscapes')
     for split, seed in (('train', 1), ('val', 2)):
         assert main(['synth', '--out', root, '--count', '2', '--seed', str(seed),
@@ -166,7 +166,7 @@ def test_a_cityscapes_folder_of_another_size_trains_at_the_network_size(tmp_path
 
 
 def test_channels_last_training_exports_a_plain_package(tmp_path):
-    from seg_perception.package import read_state_dict
+    from seg_perception.packages.loading import read_state_dict
     package, result = train(tiny_config(epochs=1, channels_last=True), str(tmp_path),
                             log=lambda *_: None)
     assert 0.0 <= result.miou <= 1.0
@@ -183,7 +183,7 @@ def test_channels_last_training_exports_a_plain_package(tmp_path):
 
 
 def test_bfloat16_autocast_choice():
-    from seg_perception.train import use_bfloat16_autocast
+    from seg_perception.training.train import use_bfloat16_autocast
     assert use_bfloat16_autocast('bf16', 'cpu') and not use_bfloat16_autocast('off', 'cuda')
     assert use_bfloat16_autocast('auto', 'cuda')
     native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
@@ -207,7 +207,7 @@ def test_bfloat16_training_with_class_balanced_crops_learns(tmp_path):
 
 def test_init_weights_from_a_package_without_weights_uses_its_onnx(tmp_path):
     """An ONNX-only package: its convolutions (BatchNorm folded) start the fine-tuning."""
-    from seg_perception.export import export_model_package
+    from seg_perception.export.graph import export_model_package
     from seg_perception.manifest import ModelManifest
     from seg_perception.models import build_model
     torch.manual_seed(0)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from seg_perception import Segmenter
-from seg_perception.check_onnx import check_tensorrt_compatibility
-from seg_perception.package import load_model_package
-from seg_perception.zoo import list_zoo, resolve_model, UnknownZooModelError, ZOO_DIR
+from seg_perception.export.tensorrt_check import check_tensorrt_compatibility
+from seg_perception.packages.loading import load_model_package
+from seg_perception.packages.zoo import list_zoo, resolve_model, UnknownZooModelError, ZOO_DIR
 
 EXPECTED = ('deeplabv3plus_mobilenetv3_panoptic', 'enet_panoptic')
 ZOO_BUDGET_BYTES = 25_000_000
@@ -37,7 +37,7 @@ def test_zoo_model_is_a_verified_panoptic_package_with_a_card(name):
 
 
 def test_enet_zoo_model_segments_a_street(tmp_path):
-    from seg_perception.data.synthetic import SceneGenerator
+    from seg_perception.data.synthetic.generator import SceneGenerator
     frame = SceneGenerator(640, 320, seed=4242).generate(0)
     segmenter = Segmenter.from_zoo('enet_panoptic', backend='onnxruntime')
     result = segmenter.segment(frame.image)
@@ -51,7 +51,7 @@ def test_zoo_weights_fit_the_architecture_and_agree_with_its_onnx(name):
     """The torch backend and fine-tuning read the shipped weights.pt, or recover the weights
     from model.onnx where none ships (DeepLab): either must load into today's architecture
     and give what the shipped graph gives."""
-    from seg_perception.data.synthetic import SceneGenerator
+    from seg_perception.data.synthetic.generator import SceneGenerator
     frame = SceneGenerator(1024, 512, seed=4243).generate(0)
     with Segmenter.from_zoo(name, backend='torch', device='cpu') as torch_run, \
             Segmenter.from_zoo(name, backend='onnxruntime') as onnx_run:

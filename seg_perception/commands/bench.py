@@ -34,8 +34,13 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     import tempfile
 
-    from ..benchmark import export_random_package, format_report, run_benchmark, write_report_json
     from ..segmenter import Segmenter
+    from ..tools.benchmark import (
+        export_random_package,
+        format_report,
+        run_benchmark,
+        write_report_json,
+    )
 
     if (args.image_height is None) != (args.image_width is None):
         print('error: give both --image-height and --image-width, or neither',

@@ -32,9 +32,9 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     import json
 
-    from ..data.synthetic import SceneGenerator
-    from ..node_benchmark import format_node_report, run_node_benchmark
-    from ..zoo import list_zoo, resolve_zoo_model
+    from ..data.synthetic.generator import SceneGenerator
+    from ..packages.zoo import list_zoo, resolve_zoo_model
+    from ..ros.node_benchmark import format_node_report, run_node_benchmark
     from .demo import cached_demo_package, default_cache_dir
 
     if args.frames < 3:

@@ -19,7 +19,7 @@ def main(args) -> int:
     """Exit status: 0 = compatible, 1 = issues found, 2 = unreadable file / bad arguments."""
     import os
 
-    from ..check_onnx import check_tensorrt_compatibility, format_report, OnnxCheckError
+    from ..export.tensorrt_check import check_tensorrt_compatibility, format_report, OnnxCheckError
     path = args.onnx_file
     if os.path.isdir(path):
         from ..manifest import ManifestError, ModelManifest

@@ -62,9 +62,9 @@ def cached_demo_package(cache_dir: str, height: int, width: int) -> str:
     import shutil
     import tempfile
 
-    from ..benchmark import export_random_package
     from ..manifest import ManifestError
-    from ..package import load_model_package
+    from ..packages.loading import load_model_package
+    from ..tools.benchmark import export_random_package
 
     path = os.path.join(cache_dir, f'{DEMO_ARCHITECTURE}_{DEMO_TASK}_{width}x{height}_b2')
     if os.path.isdir(path):
@@ -91,7 +91,7 @@ def resolve_demo_model(args) -> tuple:
     """(model parameter for the node, whether it is trained)."""
     if args.model:
         return args.model, True
-    from ..zoo import list_zoo
+    from ..packages.zoo import list_zoo
     if DEMO_MODEL in list_zoo():
         return DEMO_MODEL, True
     return cached_demo_package(args.cache_dir, args.height // 2, args.width // 2), False
@@ -164,11 +164,11 @@ def main(args) -> int:
     except (ValueError, OSError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    from ..data.synthetic import SceneGenerator
-    from ..demo_scoring import contact_sheet, format_table
-    from ..demo_session import DemoFrame, DemoSession
+    from ..data.synthetic.generator import SceneGenerator
     from ..labels import cityscapes
-    from ..node_process import node_command, start_node, stop_node
+    from ..ros.demo_session import DemoFrame, DemoSession
+    from ..tools.demo_scoring import contact_sheet, format_table
+    from ..tools.node_process import node_command, start_node, stop_node
 
     domain_id = args.domain_id if args.domain_id is not None \
         else int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)

@@ -11,7 +11,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..doctor import run_doctor
+    from ..tools.doctor import run_doctor
     report, choice = run_doctor()
     print(report)
     return 1 if args.strict and choice.backend is None else 0

@@ -8,9 +8,9 @@ HELP = 'evaluate a model on a rosbag or dataset folder: metrics.json, report, ou
 
 
 def add_arguments(parser) -> None:
-    from ..bag import DEFAULT_DISTRO, DISTRO_CHOICES
-    from ..eval_outputs import OUTPUT_CHOICES
-    from ..evaluate import REPORT_CHOICES
+    from ..bags.bag_io import DEFAULT_DISTRO, DISTRO_CHOICES
+    from ..evaluation.evaluate import REPORT_CHOICES
+    from ..evaluation.output_bag import OUTPUT_CHOICES
     from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES, PRECISION_CHOICES
     parser.add_argument('bag', nargs='?', default=None,
                         help='input bag (rosbag2 directory, .mcap or .db3 file)')
@@ -57,8 +57,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..bag import BagError
-    from ..evaluate import EvalConfig, EvalError, run_evaluation
+    from ..bags.bag_io import BagError
+    from ..evaluation.evaluate import EvalConfig, EvalError, run_evaluation
     outputs = () if args.outputs.strip() == 'none' else tuple(
         o.strip() for o in args.outputs.split(',') if o.strip())
     config = EvalConfig(

@@ -71,12 +71,12 @@ def _validate(args, spec, label_set) -> None:
 def main(args) -> int:
     import torch
 
-    from ..check_onnx import check_tensorrt_compatibility
-    from ..export import describe_graph, export_model_package, ExportError
+    from ..export.graph import describe_graph, export_model_package, ExportError
+    from ..export.tensorrt_check import check_tensorrt_compatibility
     from ..labels import LabelSetError
     from ..manifest import ManifestError, ModelManifest
     from ..models import build_model, get_model_spec, UnknownModelError
-    from ..package import file_sha256, load_state_dict_into, PackageError, read_state_dict
+    from ..packages.loading import file_sha256, load_state_dict_into, PackageError, read_state_dict
 
     try:
         spec = get_model_spec(args.model)

@@ -20,7 +20,7 @@ def main(args) -> int:
     for name in names:
         print(f'  {name:<{width}}  {get_model_spec(name).description}')
     try:
-        from ..zoo import list_zoo
+        from ..packages.zoo import list_zoo
     except ImportError:
         return 0
     zoo = list_zoo()
@@ -35,7 +35,7 @@ def main(args) -> int:
 def _describe_zoo_model(name: str) -> str:
     """``architecture, task, WxH network input`` from the package's manifest."""
     from ..manifest import ManifestError, ModelManifest
-    from ..zoo import resolve_model
+    from ..packages.zoo import resolve_model
     try:
         manifest = ModelManifest.load(resolve_model(name))
     except (ManifestError, OSError) as error:

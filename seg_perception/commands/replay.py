@@ -10,7 +10,7 @@ HELP = "publish a bag's topics over ROS 2 at recorded timing (ros2 bag play with
 
 
 def add_arguments(parser) -> None:
-    from ..bag import DEFAULT_DISTRO, DISTRO_CHOICES
+    from ..bags.bag_io import DEFAULT_DISTRO, DISTRO_CHOICES
     parser.add_argument('bag', help='bag directory, .mcap or .db3 file')
     parser.add_argument('--rate', type=float, default=1.0,
                         help='playback speed factor (default 1.0)')
@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..bag import BagError
+    from ..bags.bag_io import BagError
     try:
         import rclpy
         from rclpy.signals import SignalHandlerOptions
@@ -32,7 +32,7 @@ def main(args) -> int:
         print(f'seg-perception replay: error: rclpy is not available ({error}); source a ROS 2 '
               'installation', file=sys.stderr)
         return 2
-    from ..replay import replay_bag
+    from ..ros.replay import replay_bag
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())

@@ -11,7 +11,7 @@ HELP = 'score a model (zoo name or package) on held-out synthetic frames: mIoU, 
 
 
 def add_arguments(parser) -> None:
-    from ..scoring import SYNTHETIC_TEST_SEED
+    from ..evaluation.scoring import SYNTHETIC_TEST_SEED
     parser.add_argument('--model', required=True, help='zoo name or model-package directory')
     parser.add_argument('--backend', default='onnxruntime',
                         help='auto, tensorrt, onnxruntime or torch (default %(default)s)')
@@ -23,11 +23,11 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..atomic import atomic_write_text
-    from ..progress import progress_line
-    from ..scoring import score_synthetic
+    from ..evaluation.scoring import score_synthetic
+    from ..packages.atomic import atomic_write_text
+    from ..packages.zoo import resolve_model
     from ..segmenter import Segmenter
-    from ..zoo import resolve_model
+    from ..tools.progress import progress_line
     if args.frames <= 0:
         print('error: --frames must be positive', file=sys.stderr)
         return 2

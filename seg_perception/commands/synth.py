@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
 
 def parse_size(text: str):
     """``'1024x512'`` -> (1024, 512); a clear ``ValueError`` otherwise."""
-    from ..data.synthetic import MAX_SIZE, MIN_SIZE
+    from ..data.synthetic.generator import MAX_SIZE, MIN_SIZE
     from . import parse_width_height
     width, height = parse_width_height(text, '--size', '1024x512')
     for name, value in (('width', width), ('height', height)):
@@ -50,7 +50,7 @@ def _check(args) -> str:
 
 def main(args) -> int:
     from ..data.cityscapes_writer import frame_paths, write_cityscapes_frame
-    from ..data.synthetic import SceneGenerator
+    from ..data.synthetic.generator import SceneGenerator
     problem = _check(args)
     try:
         width, height = parse_size(args.size)

@@ -9,8 +9,8 @@ HELP = 'record synthetic drives (images, camera_info, ground-truth labels) as a 
 
 
 def add_arguments(parser) -> None:
-    from ..bag import DEFAULT_DISTRO, DISTRO_CHOICES, STORAGE_CHOICES
-    from ..synth_bag import IMAGE_CHOICES
+    from ..bags.bag_io import DEFAULT_DISTRO, DISTRO_CHOICES, STORAGE_CHOICES
+    from ..bags.synthetic_bag import IMAGE_CHOICES
     parser.add_argument('--out', required=True, metavar='BAG', help='bag directory to create')
     parser.add_argument('--frames', required=True, type=int, metavar='N',
                         help='frames per camera')
@@ -32,8 +32,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..bag import BagError
-    from ..synth_bag import write_synthetic_bag
+    from ..bags.bag_io import BagError
+    from ..bags.synthetic_bag import write_synthetic_bag
     from .synth import parse_size
     try:
         width, height = parse_size(args.size)

@@ -14,8 +14,8 @@ HELP = ("search a panoptic model's post-processing settings (centre threshold, N
 
 
 def add_arguments(parser) -> None:
-    from ..postprocess_tuning import SEARCH_SPACE
-    from ..train import SYNTHETIC_VALIDATION_SEED
+    from ..training.train import SYNTHETIC_VALIDATION_SEED
+    from ..training.tuning import SEARCH_SPACE
     parser.add_argument('--model', required=True, help='zoo name or model-package directory')
     parser.add_argument('--data', default='synthetic',
                         help='"synthetic" or a Cityscapes-format root (leftImg8bit/, gtFine/); '
@@ -52,9 +52,9 @@ def add_arguments(parser) -> None:
 
 def _frames(args, manifest):
     """The frames to tune on: (iterable, count, description)."""
-    from ..scoring import SYNTHETIC_TEST_SEED
+    from ..evaluation.scoring import SYNTHETIC_TEST_SEED
     if args.data == 'synthetic':
-        from ..data.synthetic import SceneGenerator
+        from ..data.synthetic.generator import SceneGenerator
         if args.seed == SYNTHETIC_TEST_SEED:
             raise ValueError(f'--seed {args.seed} is the held-out test seed of the model cards; '
                              'tune on another seed so the test stays unseen')
@@ -63,7 +63,7 @@ def _frames(args, manifest):
         generator = SceneGenerator(manifest.input_width, manifest.input_height, args.seed)
         return ((generator.generate(index) for index in range(args.frames)), args.frames,
                 f'synthetic seed {args.seed}')
-    from ..train import FrameSource
+    from ..training.train import FrameSource
     source = FrameSource(args.data, args.split, manifest.input_width, manifest.input_height,
                          args.seed, args.frames, manifest.label_set)
     if len(source) == 0:
@@ -74,7 +74,7 @@ def _frames(args, manifest):
 
 def with_top_k(manifest, top_k: int):
     """``manifest`` with ``postprocess.top_k`` replaced; ``ValueError`` naming ``--top-k``."""
-    from ..postprocess import validate_settings
+    from ..postprocess.reference import validate_settings
     settings = dataclasses.replace(manifest.postprocess, top_k=top_k)
     labels = manifest.label_set
     try:
@@ -111,15 +111,15 @@ def _score_text(score) -> str:
 
 
 def main(args) -> int:
-    from ..atomic import atomic_write_text
     from ..data.cityscapes import DatasetError
-    from ..export import export_model_package, ExportError
+    from ..export.graph import export_model_package, ExportError
     from ..manifest import ManifestError
-    from ..package import load_model_package, load_torch_network, PackageError
-    from ..postprocess_tuning import collect_head_samples, require_panoptic, tune_postprocess
-    from ..progress import progress_line
-    from ..train import resolve_device
-    from ..zoo import resolve_model
+    from ..packages.atomic import atomic_write_text
+    from ..packages.loading import load_model_package, load_torch_network, PackageError
+    from ..packages.zoo import resolve_model
+    from ..tools.progress import progress_line
+    from ..training.train import resolve_device
+    from ..training.tuning import collect_head_samples, require_panoptic, tune_postprocess
 
     try:
         manifest, package_dir = load_model_package(resolve_model(args.model))

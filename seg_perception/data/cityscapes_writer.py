@@ -24,8 +24,8 @@ from typing import Dict
 import cv2
 import numpy as np
 
-from ..atomic import atomic_write_bytes
 from ..labels import cityscapes, train_id_to_cityscapes_label_lut, VOID_ID
+from ..packages.atomic import atomic_write_bytes
 
 SPLITS = ('train', 'val', 'test')
 _FRAME_NAME = re.compile(r'^\d{6}_\d{6}$')

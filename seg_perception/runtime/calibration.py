@@ -81,7 +81,7 @@ def calibration_batches(directory: str, batch: int, height: int, width: int,
     Raises:
         CalibrationError: Missing/empty folder or an unreadable image (named).
     """
-    from ..preprocess import Preprocessor
+    from ..images.preprocess import Preprocessor
     paths = list_calibration_images(directory)
     if max_images is not None:
         if max_images <= 0:
@@ -122,7 +122,7 @@ def make_entropy_calibrator(batches: Callable[[], Iterator[np.ndarray]], batch: 
     Raises:
         BackendUnavailable: TensorRT or cuda-python is missing.
     """
-    from ..atomic import atomic_write_bytes
+    from ..packages.atomic import atomic_write_bytes
     from . import cuda_memory
     from .engine_builder import import_tensorrt
 

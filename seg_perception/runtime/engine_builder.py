@@ -460,7 +460,7 @@ def _attach_timing_cache(config: Any, path: Optional[str], progress: Progress) -
 
 
 def _save_timing_cache(config: Any, path: str, progress: Progress) -> None:
-    from ..atomic import atomic_write_bytes
+    from ..packages.atomic import atomic_write_bytes
     serialized = config.get_timing_cache().serialize()
     atomic_write_bytes(path, bytes(memoryview(serialized)))
     progress(f'timing cache saved: {path}')

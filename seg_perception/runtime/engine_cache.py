@@ -24,8 +24,8 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..atomic import atomic_open, atomic_write_text
-from ..package import file_sha256  # noqa: F401 (re-exported for the TensorRT backend)
+from ..packages.atomic import atomic_open, atomic_write_text
+from ..packages.loading import file_sha256  # noqa: F401 (re-exported for the TensorRT backend)
 
 KEY_FORMAT_VERSION = 1
 SIDECAR_SUFFIX = '.json'

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..manifest import ModelManifest
-from ..package import file_sha256
+from ..packages.loading import file_sha256
 from .base import Backend, BackendError, BackendInfo, BackendUnavailable
 
 CPU_PROVIDER = 'CPUExecutionProvider'

@@ -60,8 +60,8 @@ class TorchBackend(Backend):
         torch = import_torch()
         if device == 'cuda' and not torch.cuda.is_available():
             raise BackendUnavailable('torch CUDA: no GPU visible to torch')
-        from ..export import FusedSegmentationGraph
-        from ..package import load_torch_network
+        from ..export.graph import FusedSegmentationGraph
+        from ..packages.loading import load_torch_network
 
         self.manifest = manifest
         self._torch = torch

@@ -1,0 +1,524 @@
+"""Offline evaluation: run the one ``Segmenter`` over a bag (or a Cityscapes-format folder),
+score it against ground truth, and write metrics.json, a report and an output bag.
+
+Pipeline (three stages so that I/O overlaps inference)::
+
+    reader thread      bag -> match images with labels by stamp -> decode jobs submitted to
+                       a pool of ``workers`` threads (in order)
+    main thread        Segmenter.segment(image)  (the node's inference call)
+    writer thread      node's render_outputs -> metrics -> output bag
+
+Frame accounting: every image read is either evaluated or skipped with a reason, so
+``read == evaluated + skipped`` always, also after Ctrl-C: the first SIGINT (or a SIGTERM)
+stops reading, finishes the frames in flight, and writes everything; a second SIGINT aborts.
+
+Outputs in ``out_dir``: ``metrics.json``, ``report.md`` (or ``report.html``) with PNG plots,
+and ``segmentation_bag/`` (MCAP) with the inputs and every topic the node publishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import json
+import os
+import queue
+import signal
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..bags.bag_io import BagError, BagReader, DEFAULT_DISTRO
+from ..packages.atomic import atomic_write_text
+from .accumulators import EvalAccumulator
+from .output_bag import OUTPUT_CHOICES, OutputBag
+from .sources import (
+    bag_items,
+    CopyMessage,
+    decode_job,
+    EvalFrame,
+    folder_frames_by_city,
+    folder_items,
+    FrameJob,
+    resolve_streams,
+    Skip,
+    SourceState,
+)
+
+METRICS_FILE = 'metrics.json'
+OUTPUT_BAG_DIR = 'segmentation_bag'
+REPORT_CHOICES = ('md', 'html', 'none')
+EXIT_OK, EXIT_READ_ERROR, EXIT_INTERRUPTED = 0, 3, 130
+
+
+class EvalError(ValueError):
+    """The evaluation cannot start: bad options, missing inputs, or an existing output."""
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how.
+
+    Attributes:
+        out_dir: Folder for metrics.json, the report and the output bag (created; must not
+            already hold an evaluation).
+        model: Zoo model name or model-package directory.
+        bag: Input bag; or None with ``dataset_dir`` (folder mode).
+        image_topics: Camera image topics of the bag (Image or CompressedImage).
+        label_topics: One ground-truth topic per image topic; empty = ``<cam>/labels/panoptic``
+            or ``<cam>/labels/semantic``.
+        labels_dir: Cityscapes-format folder whose city ``<cam>`` holds the labels of camera
+            ``<cam>``'s images in recording order (instead of label topics).
+        dataset_dir: Folder mode: evaluate this Cityscapes-format folder (no bag).
+        split: Split of ``labels_dir`` / ``dataset_dir``.
+        no_labels: Run without ground truth (latency and output bag only).
+        backend, device, precision, threads: Passed to ``Segmenter.from_package``.
+        workers: Threads decoding images and labels.
+        outputs: Segmentation outputs recorded in the output bag; empty = no output bag.
+        report_format: ``md``, ``html`` or ``none``.
+        max_frames: Stop after this many images (None = all).
+        distro: Typestore used to read the bag.
+        min_instance_area, overlay_alpha: As the node's parameters of the same names.
+        worst_frames: Lowest-mIoU frames shown in the report.
+        progress: Draw a progress bar on stderr.
+        handle_sigint: Turn Ctrl-C into a clean stop (main thread only).
+    """
+
+    out_dir: str
+    model: str
+    bag: Optional[str] = None
+    image_topics: Sequence[str] = ()
+    label_topics: Sequence[str] = ()
+    labels_dir: Optional[str] = None
+    dataset_dir: Optional[str] = None
+    split: str = 'val'
+    no_labels: bool = False
+    backend: str = 'auto'
+    device: str = 'auto'
+    precision: str = 'auto'
+    threads: int = 0
+    workers: int = 1
+    outputs: Sequence[str] = OUTPUT_CHOICES
+    report_format: str = 'md'
+    max_frames: Optional[int] = None
+    distro: str = DEFAULT_DISTRO
+    min_instance_area: int = 0
+    overlay_alpha: float = 0.5
+    worst_frames: int = 3
+    progress: bool = True
+    handle_sigint: bool = True
+
+    def check(self) -> None:
+        """Raise ``EvalError`` naming the first bad option."""
+        if (self.bag is None) == (self.dataset_dir is None):
+            raise EvalError('give exactly one input: a bag, or --dataset DIR (folder mode)')
+        if self.dataset_dir is not None and (self.labels_dir or self.label_topics
+                                             or self.image_topics):
+            raise EvalError('folder mode (--dataset) takes no --image-topic, --label-topic or '
+                            '--labels-dir')
+        if self.labels_dir and self.label_topics:
+            raise EvalError('give --label-topic or --labels-dir, not both')
+        if self.no_labels and (self.labels_dir or self.label_topics):
+            raise EvalError('--no-labels contradicts --label-topic / --labels-dir')
+        if self.workers < 1:
+            raise EvalError(f'--workers must be at least 1, got {self.workers}')
+        if self.max_frames is not None and self.max_frames < 1:
+            raise EvalError(f'--max-frames must be at least 1, got {self.max_frames}')
+        if self.report_format not in REPORT_CHOICES:
+            raise EvalError(f'report format {self.report_format!r} is not one of '
+                            f'{", ".join(REPORT_CHOICES)}')
+        unknown = [o for o in self.outputs if o not in OUTPUT_CHOICES]
+        if unknown:
+            raise EvalError(f'unknown output(s) {", ".join(unknown)}; valid: '
+                            f'{", ".join(OUTPUT_CHOICES)}')
+        if os.path.exists(os.path.join(self.out_dir, METRICS_FILE)) or \
+                os.path.exists(os.path.join(self.out_dir, OUTPUT_BAG_DIR)):
+            raise EvalError(f'{self.out_dir} already holds an evaluation ({METRICS_FILE} or '
+                            f'{OUTPUT_BAG_DIR}/); choose another --out')
+
+
+@dataclass
+class EvalSummary:
+    """Result of ``run_evaluation``.
+
+    Attributes:
+        metrics: The content of metrics.json.
+        metrics_path, report_path, output_bag: Files written (None when not written).
+        interrupted: Stopped by SIGINT / ``stop`` before the end of the input.
+        read_error: Why reading stopped early (corrupt or truncated bag), or None.
+    """
+
+    metrics: Dict[str, Any]
+    metrics_path: str
+    report_path: Optional[str] = None
+    output_bag: Optional[str] = None
+    interrupted: bool = False
+    read_error: Optional[str] = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_READ_ERROR if self.read_error else EXIT_OK
+
+
+@dataclass
+class _Run:
+    """Mutable state shared by the three stages of one evaluation."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    errors: List[BaseException] = field(default_factory=list)
+    interrupted: bool = False
+
+
+_END = object()
+
+
+def load_segmenter(config: EvalConfig) -> Any:
+    from ..packages.zoo import resolve_model
+    from ..segmenter import Segmenter
+    options = {'threads': config.threads} if config.threads > 0 else {}
+    return Segmenter.from_package(resolve_model(config.model), backend=config.backend,
+                                  device=config.device, precision=config.precision, **options)
+
+
+def _node_config(config: EvalConfig) -> Any:
+    from ..pipeline.config import NodeConfig
+    return NodeConfig.from_values({'min_instance_area': int(config.min_instance_area),
+                                   'overlay_alpha': float(config.overlay_alpha)})
+
+
+class _SigintStop:
+    """First Ctrl-C (or SIGTERM) sets ``stop``; a second Ctrl-C raises KeyboardInterrupt."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, run: _Run, enabled: bool) -> None:
+        self.run = run
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> '_SigintStop':
+        if self.enabled:
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.run.interrupted and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.run.interrupted = True
+        self.run.stop.set()
+        import sys
+        print(f'\neval: {signal.Signals(signum).name}: stopping after the frames in flight '
+              '(Ctrl-C again to abort)', file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def run_evaluation(config: EvalConfig, segmenter: Any = None,
+                   stop: Optional[threading.Event] = None) -> EvalSummary:
+    """Evaluate and write all outputs; see the module docstring.
+
+    Args:
+        config: What to evaluate.
+        segmenter: An open ``Segmenter`` to use (None: load ``config.model``).
+        stop: Set it (from another thread) to stop like Ctrl-C.
+
+    Raises:
+        EvalError: bad options or an existing evaluation in ``out_dir``.
+        BagError: the bag cannot be opened, or a topic is missing / of the wrong type.
+        ValueError: the model cannot be loaded (from ``Segmenter.from_package``).
+    """
+    config.check()
+    own_segmenter = segmenter is None
+    if own_segmenter:
+        segmenter = load_segmenter(config)
+    try:
+        return _Evaluation(config, segmenter, stop).run()
+    finally:
+        if own_segmenter:
+            segmenter.close()
+
+
+class _Evaluation:
+    """One evaluation run (see ``run_evaluation``)."""
+
+    def __init__(self, config: EvalConfig, segmenter: Any,
+                 stop: Optional[threading.Event]) -> None:
+        self.config = config
+        self.segmenter = segmenter
+        self.run_state = _Run(stop=stop if stop is not None else threading.Event())
+        manifest = segmenter.manifest
+        self.label_set = manifest.label_set
+        self.accumulator = EvalAccumulator(self.label_set, manifest.label_divisor,
+                                           config.worst_frames)
+        self.node_config = _node_config(config)
+        self.source_state = SourceState()
+        self.reader: Optional[BagReader] = None
+        self.dataset = None
+        self.streams: List[Any] = []
+        self.output: Optional[OutputBag] = None
+        self.total: Optional[int] = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def _open_inputs(self) -> None:
+        config = self.config
+        if config.dataset_dir is not None:
+            self.dataset = self._open_dataset(config.dataset_dir)
+            self.total = len(self.dataset) + len(self.dataset.skipped)
+            return
+        self.reader = BagReader(config.bag, distro=config.distro)
+        self.streams = resolve_streams(
+            self.reader, config.image_topics, config.label_topics,
+            use_label_topics=not (config.no_labels or config.labels_dir))
+        if config.labels_dir:
+            self.dataset = self._open_dataset(config.labels_dir)
+            cities = folder_frames_by_city(self.dataset)
+            streams = []
+            for stream in self.streams:
+                city = stream.namespace.strip('/').split('/')[-1] if stream.namespace else ''
+                if city not in cities:
+                    if len(cities) == 1 and len(self.streams) == 1:
+                        city = next(iter(cities))
+                    else:
+                        raise EvalError(
+                            f'--labels-dir {config.labels_dir}: no city folder {city!r} for '
+                            f'{stream.image_topic}; cities: {", ".join(sorted(cities))}')
+                streams.append(_with_city(stream, city))
+            self.streams = streams
+        self.total = sum(self.reader.counts.get(s.image_topic, 0) for s in self.streams)
+        if config.max_frames is not None:
+            self.total = min(self.total, config.max_frames)
+
+    def _open_dataset(self, root: str) -> Any:
+        """The folder's frames; content errors surface per frame as listed skips.
+
+        Missing files and label/image size mismatches visible in the PNG headers stop the
+        evaluation with the dataset's message (``skip_bad`` would decode every frame twice).
+        """
+        from ..data.cityscapes import CityscapesDataset, DatasetError
+        try:
+            return CityscapesDataset(root, self.config.split, label_set=self.label_set,
+                                     label_divisor=self.segmenter.manifest.label_divisor)
+        except DatasetError as error:
+            raise EvalError(f'{root}: {error}') from None
+
+    def _items(self):
+        stop = self.run_state.stop
+        if self.reader is None:
+            return folder_items(self.dataset, self.source_state, stop, self.config.max_frames)
+        folder_frames = folder_frames_by_city(self.dataset) if self.config.labels_dir else None
+        return bag_items(self.reader, self.streams, self.source_state, stop,
+                         self.config.max_frames, folder_frames)
+
+    # ------------------------------------------------------------------ stages
+
+    def _read_stage(self, pool: Any, decoded: 'queue.Queue') -> None:
+        """Reader thread: source items in order; jobs become decode futures."""
+        manifest = self.segmenter.manifest
+        try:
+            for item in self._items():
+                if isinstance(item, FrameJob):
+                    item = pool.submit(decode_job, item, self.label_set,
+                                       manifest.label_divisor, self.dataset)
+                decoded.put(item)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.run_state.errors.append(error)
+            self.run_state.stop.set()
+        finally:
+            decoded.put(_END)
+
+    def _write_stage(self, finished: 'queue.Queue', progress: Any) -> None:
+        """Writer thread: render, score and record, in input order."""
+        from ..images.visualize import PanopticColorizer
+        from ..pipeline.worker import Frame, render_outputs
+        wanted = set(self.config.outputs) if self.output is not None else set()
+        wanted |= {'semantic', 'panoptic'}
+        colorizer = PanopticColorizer(self.label_set, self.segmenter.manifest.label_divisor) \
+            if 'panoptic_color' in wanted else None
+        accumulator = self.accumulator
+        try:
+            while True:
+                item = finished.get()
+                if item is _END:
+                    return
+                if isinstance(item, CopyMessage):
+                    if self.output is not None:
+                        self.output.copy(item.stream, item.message)
+                    continue
+                if isinstance(item, Skip):
+                    accumulator.add_skip(item.topic, item.stamp_ns, item.reason, item.detail)
+                else:
+                    frame, result, latency_ms = item
+                    outputs = render_outputs(
+                        Frame(frame.job.stream.namespace, frame.rgb, frame.header, 0.0), result,
+                        self.node_config, self.segmenter, lambda camera, name: name in wanted,
+                        colorizer)
+                    accumulator.add_frame(frame.job.stream.namespace, frame.job.name, latency_ms,
+                                          frame.rgb, outputs.semantic, outputs.panoptic,
+                                          frame.gt_semantic, frame.gt_panoptic)
+                    if self.output is not None and frame.job.image is not None:
+                        self.output.write_frame(frame, outputs)
+                progress.update(accumulator.evaluated + accumulator.skipped_total)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.run_state.errors.append(error)
+            self.run_state.stop.set()
+            while finished.get() is not _END:
+                pass
+
+    def _infer_stage(self, decoded: 'queue.Queue', finished: 'queue.Queue') -> None:
+        """Main thread: the Segmenter, one frame at a time, in input order."""
+        stop = self.run_state.stop
+        while True:
+            item = decoded.get()
+            if item is _END:
+                return
+            if isinstance(item, (Skip, CopyMessage)):
+                finished.put(item)
+                continue
+            frame = item.result()
+            if isinstance(frame, Skip):
+                finished.put(frame)
+                continue
+            if stop.is_set():
+                finished.put(Skip(frame.job.stream.image_topic, frame.job.stamp_ns,
+                                  'interrupted', 'stopped before inference'))
+                continue
+            started = time.perf_counter()
+            try:
+                result = self.segmenter.segment(frame.rgb)
+            except ValueError as error:  # this image is unusable (size, ...); others may be fine
+                finished.put(Skip(frame.job.stream.image_topic, frame.job.stamp_ns,
+                                  'segmenter rejected image', str(error)))
+                continue
+            finished.put((frame, result, (time.perf_counter() - started) * 1e3))
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> EvalSummary:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..tools.progress_bar import ProgressBar
+        config = self.config
+        self._open_inputs()
+        os.makedirs(config.out_dir, exist_ok=True)
+        bag_path = None
+        try:
+            if self.reader is not None and config.outputs:
+                bag_path = os.path.join(config.out_dir, OUTPUT_BAG_DIR)
+                self.output = OutputBag(bag_path, self.reader, self.streams, config.outputs)
+            progress = ProgressBar(self.total, 'eval', enabled=config.progress)
+            decoded: queue.Queue = queue.Queue(maxsize=2 * config.workers + 2)
+            finished: queue.Queue = queue.Queue(maxsize=4)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(config.workers, thread_name_prefix='eval-decode') as pool, \
+                    _SigintStop(self.run_state, config.handle_sigint):
+                reader = threading.Thread(target=self._read_stage, args=(pool, decoded),
+                                          name='eval-read', daemon=True)
+                writer = threading.Thread(target=self._write_stage, args=(finished, progress),
+                                          name='eval-write', daemon=True)
+                reader.start()
+                writer.start()
+                try:
+                    self._infer_stage(decoded, finished)
+                except BaseException as error:
+                    self.run_state.errors.append(error)
+                    self.run_state.stop.set()
+                    _drain(decoded)
+                finally:
+                    finished.put(_END)
+                    reader.join()
+                    writer.join()
+            wall_s = time.perf_counter() - started
+        finally:
+            if self.output is not None:
+                self.output.close()
+            if self.reader is not None:
+                self.reader.close()
+        if self.run_state.errors:
+            raise self.run_state.errors[0]
+        self.accumulator.read = self.source_state.read
+        progress.finish(self._summary_note())
+        return self._write_results(wall_s, bag_path)
+
+    def _summary_note(self) -> str:
+        acc = self.accumulator
+        return f'evaluated {acc.evaluated}, skipped {acc.skipped_total}'
+
+    def _write_results(self, wall_s: float, bag_path: Optional[str]) -> EvalSummary:
+        config = self.config
+        run = self.run_state
+        interrupted = run.interrupted or run.stop.is_set()
+        metrics = self._metrics(wall_s, interrupted, bag_path)
+        metrics_path = os.path.join(config.out_dir, METRICS_FILE)
+        report_path = None
+        if config.report_format != 'none':
+            from .report import write_report
+            report_path = write_report(config.out_dir, metrics, self.accumulator,
+                                       config.report_format)
+            metrics['report'] = report_path
+        atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + '\n')
+        return EvalSummary(metrics=metrics, metrics_path=metrics_path, report_path=report_path,
+                           output_bag=bag_path, interrupted=interrupted,
+                           read_error=self.source_state.read_error)
+
+    def _metrics(self, wall_s: float, interrupted: bool, bag_path: Optional[str]
+                 ) -> Dict[str, Any]:
+        acc = self.accumulator
+        config = self.config
+        segmenter = self.segmenter
+        info = getattr(segmenter.backend, 'info', None)
+        metrics: Dict[str, Any] = {
+            'model': {'name': segmenter.manifest.name, 'task': segmenter.manifest.task,
+                      'network_size': list(segmenter.network_size),
+                      'backend': getattr(info, 'name', None),
+                      'device': getattr(info, 'device', None),
+                      'precision': getattr(info, 'precision', None)},
+            'input': {'bag': config.bag, 'dataset': config.dataset_dir,
+                      'labels_dir': config.labels_dir, 'split': config.split,
+                      'cameras': [_stream_dict(s) for s in self.streams]},
+            'interrupted': interrupted,
+            'read_error': self.source_state.read_error,
+            'frames': {
+                'read': acc.read, 'evaluated': acc.evaluated, 'skipped': acc.skipped_total,
+                'evaluated_without_labels': acc.without_labels,
+                'skip_reasons': dict(sorted(acc.skip_counts.items())),
+                'skipped_frames': acc.skipped,
+                'unmatched_labels': self.source_state.unmatched_labels,
+            },
+            'latency_ms': acc.latency_summary(),
+            'throughput_fps': acc.evaluated / wall_s if wall_s > 0 else None,
+            'wall_s': wall_s,
+            'output_bag': bag_path,
+        }
+        metrics.update(acc.scores_dict())
+        return metrics
+
+
+def _stream_dict(stream: Any) -> Dict[str, Any]:
+    return {'namespace': stream.namespace, 'image_topic': stream.image_topic,
+            'label_topic': stream.label_topic, 'camera_info_topic': stream.camera_info_topic,
+            'labels_city': stream.city}
+
+
+def _with_city(stream: Any, city: str) -> Any:
+    from dataclasses import replace
+    return replace(stream, city=city)
+
+
+def _drain(items: 'queue.Queue') -> None:
+    while items.get() is not _END:
+        pass
+
+
+def accounting(metrics: Dict[str, Any]) -> Tuple[int, int, int]:
+    """(read, evaluated, skipped) of a metrics.json dict."""
+    frames = metrics['frames']
+    return frames['read'], frames['evaluated'], frames['skipped']
+
+
+__all__ = ['BagError', 'EvalConfig', 'EvalError', 'EvalFrame', 'EvalSummary', 'run_evaluation',
+           'accounting']

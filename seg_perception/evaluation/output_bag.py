@@ -1,0 +1,121 @@
+"""The evaluator's output bag: inputs plus every topic the node publishes, for RViz / Foxglove.
+
+Per camera namespace ``<cam>`` it records, at the input image's recording time and with the
+input image's header (stamp and frame_id):
+
+    <input image topic>, <cam>/camera_info, <label topic>      copied unchanged
+    <cam>/segmentation/semantic          mono8 train ids
+    <cam>/segmentation/semantic_color    rgb8
+    <cam>/segmentation/overlay           rgb8
+    <cam>/segmentation/confidence        32FC1
+    <cam>/segmentation/instance          32SC1
+    <cam>/segmentation/panoptic          32SC1
+    <cam>/segmentation/panoptic_color    rgb8
+    <cam>/segmentation/camera_info       the camera's latest camera_info with the image header
+
+The arrays come from the node's own ``render_outputs`` so the bag holds exactly what the
+live node would publish for the same result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Dict, Optional, Sequence
+
+from ..bags.bag_io import (
+    BagMessage,
+    BagReader,
+    BagWriter,
+    CAMERA_INFO_TYPE,
+    image_message,
+    IMAGE_TYPE,
+)
+from .sources import CameraStream, EvalFrame
+
+#: Output name -> encoding, as the node publishes them (node.IMAGE_OUTPUTS).
+SEGMENTATION_ENCODINGS: Dict[str, str] = {
+    'semantic': 'mono8', 'semantic_color': 'rgb8', 'overlay': 'rgb8', 'confidence': '32FC1',
+    'instance': '32SC1', 'panoptic': '32SC1', 'panoptic_color': 'rgb8'}
+OUTPUT_CHOICES = tuple(SEGMENTATION_ENCODINGS) + ('camera_info',)
+
+
+def segmentation_topic(stream: CameraStream, output: str) -> str:
+    return f'{stream.namespace}/segmentation/{output}'
+
+
+class OutputBag:
+    """An MCAP bag receiving copies of the inputs and the segmentation outputs.
+
+    Args:
+        path: Bag directory to create.
+        reader: The input bag (for copying its message definitions and camera_info).
+        streams: The evaluated cameras.
+        outputs: Which segmentation outputs to record (names of ``OUTPUT_CHOICES``).
+        storage: ``mcap`` (default) or ``sqlite3``.
+    """
+
+    def __init__(self, path: str, reader: BagReader, streams: Sequence[CameraStream],
+                 outputs: Sequence[str] = OUTPUT_CHOICES, storage: str = 'mcap') -> None:
+        self.path = path
+        self.outputs = tuple(outputs)
+        self._reader = reader
+        self._writer = BagWriter(path, storage=storage, distro='humble')
+        self._camera_info: Dict[str, Any] = {}
+        self.frames = 0
+        for stream in streams:
+            for topic in (stream.image_topic, stream.label_topic, stream.camera_info_topic):
+                if topic:
+                    self._writer.add_topic(topic, reader.topics[topic],
+                                           source_connection=reader.connection(topic))
+            for output in self.outputs:
+                msgtype = CAMERA_INFO_TYPE if output == 'camera_info' else IMAGE_TYPE
+                if output == 'camera_info' and stream.camera_info_topic is None:
+                    continue
+                self._writer.add_topic(segmentation_topic(stream, output), msgtype)
+
+    @property
+    def counts(self) -> Dict[str, int]:
+        return dict(self._writer.counts)
+
+    def copy(self, stream: CameraStream, message: BagMessage) -> None:
+        """Record an input message unchanged; camera_info is also kept for the outputs."""
+        self._writer.write_raw(message.topic, message.timestamp_ns, message.raw)
+        if message.msgtype == CAMERA_INFO_TYPE:
+            self._camera_info[stream.namespace] = message
+
+    def write_frame(self, frame: EvalFrame, outputs: Any) -> None:
+        """Record a frame's input image (and label) and its rendered outputs.
+
+        Args:
+            frame: The decoded frame (its job holds the raw input messages and header).
+            outputs: ``inference_worker.FrameOutputs`` of the frame.
+        """
+        job = frame.job
+        stream = job.stream
+        timestamp = job.log_ns
+        self._writer.write_raw(job.image.topic, timestamp, job.image.raw)
+        if job.label is not None:
+            self._writer.write_raw(job.label.topic, job.label.timestamp_ns, job.label.raw)
+        typestore = self._writer.typestore
+        for output, encoding in SEGMENTATION_ENCODINGS.items():
+            array = getattr(outputs, output, None)
+            if output not in self.outputs or array is None:
+                continue
+            if output == 'instance' and array.dtype.itemsize == 2:
+                encoding = 'mono16'
+            self._writer.write(segmentation_topic(stream, output), timestamp,
+                               image_message(typestore, array, encoding, frame.header))
+        info = self._camera_info_for(stream, frame.header)
+        if info is not None and 'camera_info' in self.outputs:
+            self._writer.write(segmentation_topic(stream, 'camera_info'), timestamp, info)
+        self.frames += 1
+
+    def _camera_info_for(self, stream: CameraStream, header: Any) -> Optional[Any]:
+        message = self._camera_info.get(stream.namespace)
+        if message is None:
+            return None
+        # The outputs are at input resolution, so only the header changes.
+        return replace(self._reader.deserialize(message), header=header)
+
+    def close(self) -> None:
+        self._writer.close()

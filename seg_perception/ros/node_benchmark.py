@@ -1,0 +1,300 @@
+"""Benchmark of the node against the bare Segmenter on the same frames.
+
+Measures, on one machine:
+
+* ``Segmenter`` time per frame (in-process, no ROS) - the reference;
+* node end-to-end latency: camera publish -> receipt of the panoptic output, one frame at a
+  time, with only the panoptic output subscribed and again with every output subscribed
+  (colour and overlay images are rendered only while subscribed);
+* throughput with one camera and with two cameras (batched and unbatched), cameras
+  publishing faster than the node can segment;
+* the node process's peak resident memory (VmHWM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import subprocess
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..tools.node_process import node_command, start_node, stop_node
+
+ALL_OUTPUTS = ('semantic', 'semantic_color', 'overlay', 'instance', 'panoptic',
+               'panoptic_color', 'camera_info')
+
+
+@dataclass
+class NodeBenchmarkReport:
+    """Results in milliseconds, frames per second and MiB."""
+
+    model: str
+    backend: str
+    image_size: str
+    segmenter_ms: float
+    node_e2e_ms: float
+    overhead_percent: float
+    segmenter_all_outputs_ms: float
+    node_e2e_all_outputs_ms: float
+    overhead_all_outputs_percent: float
+    throughput_one_camera_fps: float
+    throughput_two_cameras_batched_fps: float
+    throughput_two_cameras_unbatched_fps: float
+    peak_rss_mib: float
+    frames: int
+    notes: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def format_node_report(report: NodeBenchmarkReport) -> str:
+    """Markdown table for the README."""
+    rows = [
+        ('Segmenter alone (same frames, in-process)', f'{report.segmenter_ms:.0f} ms'),
+        ('node: camera publish -> panoptic received', f'{report.node_e2e_ms:.0f} ms '
+         f'({report.overhead_percent:+.1f} % vs Segmenter)'),
+        ('Segmenter alone, second round', f'{report.segmenter_all_outputs_ms:.0f} ms'),
+        ('node, every output subscribed (colour, overlay...)',
+         f'{report.node_e2e_all_outputs_ms:.0f} ms ({report.overhead_all_outputs_percent:+.1f} '
+         '% vs Segmenter)'),
+        ('throughput, one camera', f'{report.throughput_one_camera_fps:.2f} fps'),
+        ('throughput, two cameras batched', f'{report.throughput_two_cameras_batched_fps:.2f} '
+         'fps (both together)'),
+        ('throughput, two cameras unbatched',
+         f'{report.throughput_two_cameras_unbatched_fps:.2f} fps (both together)'),
+        ('node peak RSS', f'{report.peak_rss_mib:.0f} MiB'),
+    ]
+    lines = [f'model {report.model}, backend {report.backend}, images {report.image_size}, '
+             f'medians of {report.frames} frames', '',
+             '| measure | value |', '|---|---|']
+    lines += [f'| {name} | {value} |' for name, value in rows]
+    lines += [f'- {note}' for note in report.notes]
+    return '\n'.join(lines)
+
+
+def _segment_ms(segmenter, image: np.ndarray) -> float:
+    start = time.perf_counter()
+    segmenter.segment(image)
+    return (time.perf_counter() - start) * 1e3
+
+
+class _Client:
+    """Publishes camera frames and times the node's panoptic answers (own rclpy context)."""
+
+    def __init__(self, domain_id: int, cameras: Sequence[str]) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node('seg_perception_bench', context=self.context)
+        self.qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.cameras = tuple(cameras)
+        self.publishers = {c: self.node.create_publisher(Image, f'/{c}/image_raw', self.qos)
+                           for c in self.cameras}
+        self._lock = threading.Condition()
+        self.arrivals: Dict[str, List[tuple]] = {c: [] for c in self.cameras}
+        self._extra: List[Any] = []
+        for camera in self.cameras:
+            self.node.create_subscription(
+                Image, f'/{camera}/segmentation/panoptic',
+                lambda raw, camera=camera: self._arrived(camera, raw), self.qos, raw=True)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            while self.context.ok():
+                self._executor.spin_once(timeout_sec=0.05)
+        except Exception:  # noqa: BLE001 - context shut down
+            pass
+
+    def _arrived(self, camera: str, raw: bytes) -> None:
+        now = time.time()
+        with self._lock:
+            self.arrivals[camera].append(header_stamp(raw) + (now,))
+            self._lock.notify_all()
+
+    def subscribe_every_output(self, camera: str) -> None:
+        from sensor_msgs.msg import CameraInfo, Image
+        for output in ALL_OUTPUTS:
+            if output != 'panoptic':
+                message_type = CameraInfo if output == 'camera_info' else Image
+                self._extra.append(self.node.create_subscription(
+                    message_type, f'/{camera}/segmentation/{output}', lambda raw: None,
+                    self.qos, raw=True))
+
+    def unsubscribe_extra(self) -> None:
+        for subscription in self._extra:
+            self.node.destroy_subscription(subscription)
+        self._extra = []
+
+    def wait_subscribed(self, timeout: float, alive) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and alive():
+            if all(p.get_subscription_count() > 0 for p in self.publishers.values()):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def message(self, image: np.ndarray, camera: str):
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Header
+
+        from ..images.codec import encode_image
+        return encode_image(image, 'rgb8', header=Header(frame_id=camera),
+                            image_msg_type=Image)
+
+    def round_trip(self, camera: str, msg: Any, timeout: float) -> float:
+        """Publish ``msg`` now and wait for its panoptic answer; returns seconds."""
+        stamp = self.node.get_clock().now().to_msg()
+        msg.header.stamp = stamp
+        sent = time.time()
+        self.publishers[camera].publish(msg)
+        key = (stamp.sec, stamp.nanosec)
+        with self._lock:
+            answered = self._lock.wait_for(
+                lambda: any(a[:2] == key for a in self.arrivals[camera]), timeout)
+            if not answered:
+                raise TimeoutError(f'no answer from the node within {timeout} s')
+            received = next(a[2] for a in self.arrivals[camera] if a[:2] == key)
+        return received - sent
+
+    def flood(self, messages: Dict[str, Any], rate_hz: float, seconds: float) -> float:
+        """Publish every camera at ``rate_hz`` for ``seconds``; returns answers per second."""
+        counts = {c: len(self.arrivals[c]) for c in messages}
+        start = time.monotonic()
+        period = 1.0 / rate_hz
+        next_time = start
+        while time.monotonic() - start < seconds:
+            for camera, msg in messages.items():
+                msg.header.stamp = self.node.get_clock().now().to_msg()
+                self.publishers[camera].publish(msg)
+            next_time += period
+            time.sleep(max(0.0, next_time - time.monotonic()))
+        elapsed = time.monotonic() - start
+        time.sleep(1.0)  # answers to frames published before the end still count
+        return sum(len(self.arrivals[c]) - counts[c] for c in messages) / elapsed
+
+    def set_parameter(self, name: str, value: Any) -> None:
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        client = self.node.create_client(SetParameters, '/seg_perception/set_parameters')
+        if not client.wait_for_service(timeout_sec=10.0):
+            raise TimeoutError('the node has no parameter service')
+        future = client.call_async(SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        deadline = time.monotonic() + 10.0
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        result = future.result().results[0] if future.done() else None
+        self.node.destroy_client(client)
+        if result is None or not result.successful:
+            raise RuntimeError(f'setting {name} failed: {getattr(result, "reason", "timeout")}')
+
+    def close(self) -> None:
+        self.context.try_shutdown()
+        self._thread.join(5)
+        self._executor.shutdown()
+        self.node.destroy_node()
+
+
+def header_stamp(raw: bytes) -> tuple:
+    """(sec, nanosec) of a serialized message whose first field is a std_msgs/Header.
+
+    Reads the stamp straight from the CDR bytes (4-byte encapsulation, then int32 sec and
+    uint32 nanosec) instead of deserializing a 2 MB image just to time it.
+    """
+    import struct
+    order = '<' if bytes(raw[:2]) == b'\x00\x01' else '>'
+    return struct.unpack_from(order + 'iI', bytes(raw[:12]), 4)
+
+
+def peak_rss_mib(pid: int) -> float:
+    with open(f'/proc/{pid}/status', 'r', encoding='utf-8') as stream:
+        for line in stream:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError('no VmHWM in /proc status')
+
+
+def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
+                       backend: str = 'onnxruntime', threads: int = 0,
+                       domain_id: int = 0, flood_seconds: float = 8.0,
+                       log_path: Optional[str] = None) -> NodeBenchmarkReport:
+    """Run every measurement (see the module docstring); ``images`` are RGB uint8 frames.
+
+    Args:
+        model: Name to report.
+        package: Model package directory (or zoo name) given to both Segmenter and node.
+        images: Camera frames, all of one size; the first two also warm up.
+        backend: Backend for both.
+        threads: ONNX Runtime threads for both (0 = default).
+        domain_id: ROS domain of the node and the client.
+        flood_seconds: Length of each throughput measurement.
+        log_path: Where the node's output goes (default: discarded).
+    """
+    cameras = ('cam0', 'cam1')
+    log = open(log_path, 'w', encoding='utf-8') if log_path else subprocess.DEVNULL
+    node = start_node(node_command(package, backend, cameras, threads), domain_id, log)
+    client = _Client(domain_id, cameras)
+    try:
+        if not client.wait_subscribed(120.0, lambda: node.poll() is None):
+            raise RuntimeError(f'the node did not start (exit status {node.poll()})')
+        messages = [client.message(image, 'cam0') for image in images]
+        # Segmenter and node take turns on each frame, so a machine whose load drifts
+        # (shared cores) slows both alike.
+        from ..segmenter import Segmenter
+        options = {'threads': threads} if threads > 0 else {}
+        with Segmenter.from_package(package, backend=backend, **options) as segmenter:
+            for image, msg in zip(images[:2], messages[:2]):
+                _segment_ms(segmenter, image)
+                client.round_trip('cam0', msg, 120.0)
+            segmenter_times, e2e, e2e_all = [], [], []
+            for image, msg in zip(images, messages):
+                segmenter_times.append(_segment_ms(segmenter, image))
+                e2e.append(client.round_trip('cam0', msg, 120.0))
+            client.subscribe_every_output('cam0')
+            time.sleep(1.0)  # let the new subscriptions match before timing
+            for image, msg in zip(images, messages):
+                segmenter_times.append(_segment_ms(segmenter, image))
+                e2e_all.append(client.round_trip('cam0', msg, 120.0))
+            client.unsubscribe_extra()
+        half = len(images)
+        rate = 4.0 * 1e3 / float(np.median(segmenter_times))
+        one = client.flood({'cam0': messages[0]}, rate, flood_seconds)
+        pair = {'cam0': messages[0], 'cam1': client.message(images[-1], 'cam1')}
+        batched = client.flood(pair, rate, flood_seconds)
+        client.set_parameter('batch_cameras', False)
+        unbatched = client.flood(pair, rate, flood_seconds)
+        peak = peak_rss_mib(node.pid)
+    finally:
+        client.close()
+        stop_node(node)
+        if log is not subprocess.DEVNULL:
+            log.close()
+    height, width = images[0].shape[:2]
+    first, second = np.asarray(segmenter_times[:half]), np.asarray(segmenter_times[half:])
+    e2e_ms, e2e_all_ms = np.asarray(e2e) * 1e3, np.asarray(e2e_all) * 1e3
+    return NodeBenchmarkReport(
+        model=model, backend=backend, image_size=f'{width}x{height}',
+        segmenter_ms=float(np.median(first)), node_e2e_ms=float(np.median(e2e_ms)),
+        overhead_percent=float(np.median(e2e_ms / first - 1.0) * 100.0),
+        segmenter_all_outputs_ms=float(np.median(second)),
+        node_e2e_all_outputs_ms=float(np.median(e2e_all_ms)),
+        overhead_all_outputs_percent=float(np.median(e2e_all_ms / second - 1.0) * 100.0),
+        throughput_one_camera_fps=one, throughput_two_cameras_batched_fps=batched,
+        throughput_two_cameras_unbatched_fps=unbatched, peak_rss_mib=peak,
+        frames=len(images),
+        notes=[f'cameras published at {rate:.1f} Hz each (4x the Segmenter rate) during the '
+               'throughput runs; end-to-end includes DDS transport both ways',
+               'overheads are medians of per-frame ratios, the Segmenter timed on the same '
+               'frame just before the node'])
