@@ -48,7 +48,7 @@ def test_colcon_build_and_test(tmp_path):
         assert sorted(os.listdir(share / folder)) == expected
 
     test = _colcon(str(tmp_path), 'test', '--base-paths', 'src', '--pytest-args',
-                   'test/test_labels.py', 'test/test_manifest_and_atomic.py')
+                   'test/test_labels.py', 'test/packages/test_manifest_and_atomic.py')
     assert test.returncode == 0, test.stdout + test.stderr
     result = _colcon(str(tmp_path), 'test-result', '--verbose')
     assert result.returncode == 0, result.stdout + result.stderr

@@ -26,7 +26,7 @@ from seg_perception.pipeline.config import (
     PARAMETERS_BY_NAME,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH_FILE = os.path.join(ROOT, 'launch', 'seg_perception.launch.py')
 CONFIG_DIR = os.path.join(ROOT, 'config')
 

@@ -21,7 +21,7 @@ from seg_perception.runtime.engine_cache import (
     write_engine,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE_BYTES = b'fake serialized engine ' * 100
 
 

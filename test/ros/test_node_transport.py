@@ -16,8 +16,8 @@ pytestmark = pytest.mark.ros
 
 pytest.importorskip('rclpy')
 
-PROFILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config',
-                       'fastdds_large_data.xml')
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROFILE = os.path.join(REPO_ROOT, 'config', 'fastdds_large_data.xml')
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'ros_helpers.py')
 fast_dds_only = pytest.mark.skipif(
     os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp',

@@ -259,7 +259,7 @@ def test_package_module_imports_without_torch(exported_package):
             'assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]\n'
             'print(manifest.name)')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'enet_semantic'
 

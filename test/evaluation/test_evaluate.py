@@ -34,7 +34,7 @@ torch = pytest.importorskip('torch')
 NET_H, NET_W = 64, 128
 IMAGE_W, IMAGE_H = 256, 128
 FRAMES, CAMERAS = 3, 2
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Timing-dependent fields; everything else must match exactly between equivalent inputs.
 TIMING_KEYS = ('latency_ms', 'throughput_fps', 'wall_s', 'input', 'output_bag', 'report')
 

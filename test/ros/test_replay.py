@@ -15,7 +15,7 @@ from seg_perception.bags.synthetic_bag import write_synthetic_bag
 
 rclpy = pytest.importorskip('rclpy')
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOMAIN_ID = 60 + os.getpid() % 40
 WIDTH, HEIGHT = 320, 160
 FRAMES = 3
