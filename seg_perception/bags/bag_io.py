@@ -330,14 +330,14 @@ def make_header(typestore: Any, stamp_ns: int, frame_id: str) -> Any:
 
 def image_message(typestore: Any, array: np.ndarray, encoding: str, header: Any) -> Any:
     """A rosbags ``sensor_msgs/Image`` of ``array`` (see ``image_codec.encode_image``)."""
-    from ..images.codec import encode_image
+    from ..images.raw import encode_image
     return encode_image(array, encoding, header=header,
                         image_msg_type=typestore.types[IMAGE_TYPE])
 
 
 def compressed_image_message(typestore: Any, rgb: np.ndarray, codec: str, header: Any) -> Any:
     """A rosbags ``sensor_msgs/CompressedImage`` of an RGB uint8 (H, W, 3) image."""
-    from ..images.codec import encode_compressed
+    from ..images.compressed import encode_compressed
     return encode_compressed(rgb, codec, 'rgb8', header=header,
                              compressed_msg_type=typestore.types[COMPRESSED_IMAGE_TYPE])
 
@@ -366,7 +366,8 @@ def camera_info_message(typestore: Any, header: Any, image_hw: Tuple[int, int],
 
 def decode_rgb(message: Any, msgtype: str) -> np.ndarray:
     """RGB uint8 (H, W, 3) of a rosbags Image or CompressedImage (raises ``ImageDecodeError``)."""
-    from ..images.codec import decode_compressed, to_rgb8
+    from ..images.compressed import decode_compressed
+    from ..images.raw import to_rgb8
     if msgtype == COMPRESSED_IMAGE_TYPE:
         return decode_compressed(message)
     return to_rgb8(message)

@@ -57,7 +57,7 @@ def decode_label(msg: Any, label_set: LabelSet, label_divisor: int, what: str = 
         LabelError: unsupported encoding, ids outside the label set, negative panoptic ids,
             or a message that does not decode.
     """
-    from ..images.codec import decode_image, ImageDecodeError
+    from ..images.raw import decode_image, ImageDecodeError
     encoding = getattr(msg, 'encoding', None)
     if encoding not in LABEL_ENCODINGS:
         raise LabelError(f'{what} has encoding {encoding!r}; label images must be one of '

@@ -379,7 +379,7 @@ def decode_job(job: FrameJob, label_set: LabelSet, label_divisor: int,
                dataset: Any = None) -> Union[EvalFrame, Skip]:
     """Decode a job's image and ground truth; problems with the data become a ``Skip``."""
     from ..data.cityscapes import DatasetError
-    from ..images.codec import ImageDecodeError
+    from ..images.raw import ImageDecodeError
     stream = job.stream
     what = f'label of {stream.image_topic} at stamp {job.stamp_ns}'
     try:

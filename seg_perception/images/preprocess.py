@@ -29,7 +29,7 @@ def check_image(image: np.ndarray, name: str = 'image') -> None:
     if image.shape[2] != 3:
         raise ValueError(
             f'{name} must have 3 channels (RGB), got {image.shape[2]} (shape {image.shape}); '
-            'convert grey / RGBA / BGR images first (seg_perception.images.codec)')
+            'convert grey / RGBA / BGR images first (seg_perception.images.raw)')
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f'{name} is empty (shape {image.shape})')
 

@@ -148,7 +148,7 @@ class DemoSession:
         from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import Header
 
-        from ..images.codec import encode_image
+        from ..images.raw import encode_image
         for camera in self.cameras:
             frames = self._frames[camera]
             index = self._next_index[camera] % len(frames)
@@ -181,7 +181,7 @@ class DemoSession:
         from rclpy.serialization import deserialize_message
         from sensor_msgs.msg import Image
 
-        from ..images.codec import decode_image
+        from ..images.raw import decode_image
         msg = deserialize_message(raw, Image)
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         with self._lock:

@@ -31,7 +31,8 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..images.codec import decode_compressed, encode_image, ImageDecodeError, to_rgb8
+from ..images.compressed import decode_compressed
+from ..images.raw import encode_image, ImageDecodeError, to_rgb8
 from ..pipeline.camera_monitor import CameraMonitor
 from ..pipeline.config import (
     ConfigError,

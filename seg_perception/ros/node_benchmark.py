@@ -149,7 +149,7 @@ class _Client:
         from sensor_msgs.msg import Image
         from std_msgs.msg import Header
 
-        from ..images.codec import encode_image
+        from ..images.raw import encode_image
         return encode_image(image, 'rgb8', header=Header(frame_id=camera),
                             image_msg_type=Image)
 

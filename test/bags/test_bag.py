@@ -139,7 +139,7 @@ def test_writer_refuses_existing_path_and_undeclared_topic(tmp_path):
 
 def test_label_decoding_rejects_bad_labels():
     labels = cityscapes()
-    from seg_perception.images.codec import encode_image
+    from seg_perception.images.raw import encode_image
     with pytest.raises(LabelError, match="encoding 'rgb8'"):
         decode_label(encode_image(np.zeros((2, 2, 3), np.uint8), 'rgb8'), labels, 1000)
     with pytest.raises(LabelError, match='id\\(s\\) 19, 254'):

@@ -27,7 +27,7 @@ from seg_perception.cli import main as cli_main
 from seg_perception.data.synthetic.generator import SceneGenerator
 from seg_perception.evaluation.evaluate import EvalConfig, EvalError, run_evaluation
 from seg_perception.evaluation.output_bag import SEGMENTATION_ENCODINGS
-from seg_perception.images.codec import decode_image
+from seg_perception.images.raw import decode_image
 
 torch = pytest.importorskip('torch')
 

@@ -1,4 +1,4 @@
-"""image_codec: sensor_msgs Image / CompressedImage <-> numpy, with and without ROS."""
+"""images.raw and images.compressed: sensor_msgs Image / CompressedImage <-> numpy, ROS or not."""
 
 import subprocess
 import sys
@@ -7,18 +7,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from seg_perception.images import codec as image_codec
-from seg_perception.images.codec import (
+from seg_perception.images.compressed import (
     CompressedImageMessage,
     decode_compressed,
-    decode_image,
     encode_compressed,
+)
+from seg_perception.images.raw import (
+    decode_image,
     encode_image,
     ENCODINGS,
     ImageDecodeError,
     ImageMessage,
     MAX_IMAGE_PIXELS,
     MAX_IMAGE_SIDE,
+    rgb8_convertible,
     SUPPORTED_ENCODINGS,
     to_rgb8,
 )
@@ -101,7 +103,7 @@ def test_duck_typed_message_with_row_padding(encoding, data_type):
     array = _random_array(encoding, seed=1)
     msg = _duck(array, encoding, padding=5, data_type=data_type)
     np.testing.assert_array_equal(decode_image(msg), array)
-    if image_codec.rgb8_convertible(encoding):
+    if rgb8_convertible(encoding):
         rgb = to_rgb8(msg)
         assert rgb.shape == (HEIGHT, WIDTH, 3) and rgb.dtype == np.uint8
 
@@ -470,7 +472,7 @@ def test_ros_message_type_rejecting_fields_is_reported():
 
 
 def test_import_pulls_in_neither_ros_nor_opencv():
-    code = ('import sys, seg_perception.images.codec; '
+    code = ('import sys, seg_perception.images.raw, seg_perception.images.compressed; '
             'heavy = [m for m in ("rclpy", "sensor_msgs", "cv2", "torch") if m in sys.modules]; '
             'assert not heavy, heavy')
     subprocess.run([sys.executable, '-c', code], check=True)

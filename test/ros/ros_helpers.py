@@ -218,7 +218,7 @@ def rgb_message(image: np.ndarray, stamp: Any, frame_id: str, encoding: str = 'r
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from seg_perception.images.codec import encode_image
+    from seg_perception.images.raw import encode_image
     return encode_image(image, encoding, header=Header(stamp=stamp, frame_id=frame_id),
                         image_msg_type=Image)
 
@@ -238,7 +238,7 @@ def raw_message(height: int, width: int, encoding: str, step: int, data_length: 
 
 def decode(msg: Any) -> np.ndarray:
     """A copy of an output image's pixels in its native layout."""
-    from seg_perception.images.codec import decode_image
+    from seg_perception.images.raw import decode_image
     return np.array(decode_image(msg))
 
 

@@ -434,7 +434,7 @@ def test_compressed_transport_then_sigint_while_serving(package, tmp_path):
     from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import Header
 
-    from seg_perception.images.codec import encode_compressed
+    from seg_perception.images.compressed import encode_compressed
     domain_id = fresh_domain_id()
     node = NodeProcess({'model': package, 'cameras': ['cam'], 'threads': 1,
                         'input_transport': 'compressed'}, domain_id, str(tmp_path / 'node.log'))

@@ -37,7 +37,7 @@ def test_demo_records_scores_and_draws(tmp_path):
     assert 'Traceback' not in output
 
     from seg_perception.bags.bag_io import BagReader
-    from seg_perception.images.codec import decode_image
+    from seg_perception.images.raw import decode_image
     with BagReader(str(out / 'demo_bag')) as bag:
         topics = [f'/{camera}/segmentation/{output}' for camera in ('front', 'rear')
                   for output in ('semantic', 'semantic_color', 'overlay', 'instance',
