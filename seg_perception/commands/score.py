@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 import json
 import sys
-import time
 
 HELP = 'score a model (zoo name or package) on held-out synthetic frames: mIoU, PQ, latency'
 
@@ -27,7 +26,7 @@ def main(args) -> int:
     from ..packages.atomic import atomic_write_text
     from ..packages.zoo import resolve_model
     from ..segmenter import Segmenter
-    from ..tools.progress import progress_line
+    from ..tools.progress import ProgressBar
     if args.frames <= 0:
         print('error: --frames must be positive', file=sys.stderr)
         return 2
@@ -38,10 +37,10 @@ def main(args) -> int:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(f'backend: {getattr(segmenter, "backend_reason", segmenter.backend.info)}')
-    started = time.monotonic()
+    bar = ProgressBar(args.frames, 'scoring')
     report = score_synthetic(segmenter, frames=args.frames, seed=args.seed,
-                             progress=lambda done, total: progress_line('scoring', done, total,
-                                                                    started))
+                             progress=lambda done, total: bar.update(done))
+    bar.finish()
     print(f'{report.frames} frames  mIoU {report.miou:.4f}  PQ {report.pq:.4f} '
           f'(SQ {report.sq:.4f}, RQ {report.rq:.4f}; things {report.pq_things:.4f}, '
           f'stuff {report.pq_stuff:.4f})')

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import math
 import sys
-import time
 
 HELP = ("search a panoptic model's post-processing settings (centre threshold, NMS, areas) "
         'on validation frames and write the tuned package')
@@ -117,7 +116,7 @@ def main(args) -> int:
     from ..packages.atomic import atomic_write_text
     from ..packages.loading import load_model_package, load_torch_network, PackageError
     from ..packages.zoo import resolve_model
-    from ..tools.progress import progress_line
+    from ..tools.progress import ProgressBar
     from ..training.train import resolve_device
     from ..training.tuning import collect_head_samples, require_panoptic, tune_postprocess
 
@@ -133,10 +132,9 @@ def main(args) -> int:
         frames, count, source = _frames(args, manifest)
         device = resolve_device(args.device)
         network = load_torch_network(package_dir, manifest, device)
-        started = time.monotonic()
-        samples = collect_head_samples(
-            network, manifest, frames, device,
-            progress=lambda done: progress_line('network', done, count, started))
+        bar = ProgressBar(count, 'network')
+        samples = collect_head_samples(network, manifest, frames, device, progress=bar.update)
+        bar.finish()
         print(f'{manifest.name}: {len(samples)} frames of {source} at '
               f'{manifest.input_width}x{manifest.input_height}'
               + (' (test-time flip)' if manifest.flip_test else ''))

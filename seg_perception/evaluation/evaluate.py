@@ -401,7 +401,7 @@ class _Evaluation:
     def run(self) -> EvalSummary:
         from concurrent.futures import ThreadPoolExecutor
 
-        from ..tools.progress_bar import ProgressBar
+        from ..tools.progress import ProgressBar
         config = self.config
         self._open_inputs()
         os.makedirs(config.out_dir, exist_ok=True)

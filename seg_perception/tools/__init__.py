@@ -1,0 +1,4 @@
+"""Command helpers without ROS: benchmarks, demo scoring, doctor, progress bar, node process.
+
+Modules here may import anything in the package except rclpy and ``commands``.
+"""

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..labels import cityscapes, LabelSet
 from ..manifest import ModelManifest, PostprocessSettings
-from ..tools.progress import progress_line as _progress
+from ..tools.progress import ProgressBar
 
 SYNTHETIC = 'synthetic'
 #: Seed of held-out synthetic validation frames: never used for training seeds below it.
@@ -185,14 +185,16 @@ class FrameSource:
             chunk = max(1, self.count // max(1, workers * 4))
             jobs = [(directory, self.count, self.width, self.height, self.seed, start,
                      min(start + chunk, self.count)) for start in range(0, self.count, chunk)]
+            bar = ProgressBar(len(jobs), 'generating frames')
             if workers > 0:
                 with multiprocessing.get_context('spawn').Pool(workers) as pool:
                     for done, _ in enumerate(pool.imap_unordered(_generate_into_cache, jobs)):
-                        _progress('generating frames', done + 1, len(jobs), started)
+                        bar.update(done + 1)
             else:
                 for done, job in enumerate(jobs):
                     _generate_into_cache(job)
-                    _progress('generating frames', done + 1, len(jobs), started)
+                    bar.update(done + 1)
+            bar.finish()
             from ..packages.atomic import atomic_write_text
             atomic_write_text(stamp, signature)
             log(f'generated {self.count} frames in {time.monotonic() - started:.0f} s')
@@ -603,6 +605,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             persistent_workers=False)
         network.train()
         started = time.monotonic()
+        bar = ProgressBar(steps_per_epoch, f'epoch {epoch + 1}/{config.epochs}')
         sums: Dict[str, float] = {}
         out_of_time = False
         steps_done = 0
@@ -631,8 +634,9 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + value
             steps_done += 1
-            _progress(f'epoch {epoch + 1}/{config.epochs}', step + 1, steps_per_epoch, started,
-                      f'loss {sums["total"] / (step + 1):.4f}')
+            bar.update(step + 1, f'loss {sums["total"] / (step + 1):.4f}')
+        if steps_done:
+            bar.finish(f'loss {sums["total"] / steps_done:.4f}')
         if out_of_time and steps_done == 0:  # the budget ran out at an epoch boundary
             log(f'stopping after epoch {epoch}: --max-minutes {config.max_minutes} reached')
             break
