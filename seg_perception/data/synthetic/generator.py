@@ -25,6 +25,7 @@ import numpy as np
 from ...labels import VOID_ID
 from .camera import Camera
 from .canvas import Canvas, semantic_from_codes, SHADED_CODE_FLIP
+from .instances import InstanceCounter
 from .layout import sample_layout, StreetLayout, TrainId
 from .props import sample_park_trees, sample_props
 from .stuff import (
@@ -35,7 +36,7 @@ from .stuff import (
     draw_street_end,
     sky_colors,
 )
-from .things import InstanceCounter, sample_things
+from .things import sample_things
 
 #: Panoptic id = train id * LABEL_DIVISOR + instance id.
 LABEL_DIVISOR = 1000
