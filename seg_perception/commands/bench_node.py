@@ -35,7 +35,7 @@ def main(args) -> int:
     from ..data.synthetic.generator import SceneGenerator
     from ..packages.zoo import list_zoo, resolve_zoo_model
     from ..ros.node_benchmark import format_node_report, run_node_benchmark
-    from .demo import cached_demo_package, default_cache_dir
+    from ..tools.demo_setup import cached_demo_package, default_cache_dir
 
     if args.frames < 3:
         print(f'error: --frames must be at least 3, got {args.frames}', file=sys.stderr)

@@ -15,15 +15,13 @@ import sys
 
 HELP = 'run the node on two synthetic cameras: latency, drops, mIoU/PQ, MCAP bag, PNG sheet'
 
-DEMO_MODEL = 'enet_panoptic'
-DEMO_ARCHITECTURE = 'enet'
-DEMO_TASK = 'panoptic'
 CAMERAS = ('front', 'rear')
 POOL_FRAMES = 8
 
 
 def add_arguments(parser) -> None:
     from ..runtime.base import BACKEND_CHOICES
+    from ..tools.demo_setup import default_cache_dir, DEMO_MODEL
     parser.add_argument('--model', default=None, metavar='NAME_OR_DIR',
                         help=f'zoo model or package (default: {DEMO_MODEL} from the zoo, else '
                              'a random-weight ENet export)')
@@ -46,90 +44,6 @@ def add_arguments(parser) -> None:
     parser.add_argument('--default-transport', action='store_true',
                         help='do not load config/fastdds_large_data.xml (by default the demo '
                              'and its node use it unless a Fast DDS profile is set already)')
-
-
-def default_cache_dir() -> str:
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return os.path.join(base, 'seg_perception', 'demo')
-
-
-def cached_demo_package(cache_dir: str, height: int, width: int) -> str:
-    """Path of a random-weight ENet panoptic package in ``cache_dir``, exported when absent.
-
-    The export goes to a temporary sibling renamed into place, so an interrupted export
-    never leaves a half-written package in the cache.
-    """
-    import shutil
-    import tempfile
-
-    from ..manifest import ManifestError
-    from ..packages.loading import load_model_package
-    from ..tools.benchmark import export_random_package
-
-    path = os.path.join(cache_dir, f'{DEMO_ARCHITECTURE}_{DEMO_TASK}_{width}x{height}_b2')
-    if os.path.isdir(path):
-        try:
-            load_model_package(path)
-            return path
-        except (ManifestError, OSError) as error:
-            print(f'cached package {path} is unusable ({error}); exporting it again')
-            shutil.rmtree(path)
-    os.makedirs(cache_dir, exist_ok=True)
-    print(f'exporting a randomly initialised {DEMO_ARCHITECTURE} ({DEMO_TASK}) '
-          f'{width}x{height} to {path}...', flush=True)
-    scratch = tempfile.mkdtemp(prefix='.export-', dir=cache_dir)
-    try:
-        export_random_package(DEMO_ARCHITECTURE, DEMO_TASK, height, width, scratch, batch=2)
-        os.replace(scratch, path)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return path
-
-
-def resolve_demo_model(args) -> tuple:
-    """(model parameter for the node, whether it is trained)."""
-    if args.model:
-        return args.model, True
-    from ..packages.zoo import list_zoo
-    if DEMO_MODEL in list_zoo():
-        return DEMO_MODEL, True
-    return cached_demo_package(args.cache_dir, args.height // 2, args.width // 2), False
-
-
-def large_data_profile() -> str:
-    """Path of config/fastdds_large_data.xml (installed share directory or source tree)."""
-    candidates = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        candidates.append(os.path.join(get_package_share_directory('seg_perception'), 'config'))
-    except (ImportError, LookupError, ValueError, OSError):  # not installed with colcon
-        pass
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    candidates.append(os.path.join(here, 'config'))
-    for folder in candidates:
-        path = os.path.join(folder, 'fastdds_large_data.xml')
-        if os.path.isfile(path):
-            return path
-    raise FileNotFoundError('config/fastdds_large_data.xml not found in ' + ', '.join(candidates))
-
-
-def use_large_data_profile() -> str:
-    """Point Fast DDS at the large-data profile for this process and its children.
-
-    Must run before the first ROS participant of the process is created. Leaves an
-    already configured profile or another RMW alone. Returns what it did, for the log.
-    """
-    if os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp':
-        return f'RMW {os.environ["RMW_IMPLEMENTATION"]}: no Fast DDS profile'
-    for variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
-        if os.environ.get(variable):
-            return f'Fast DDS profile from ${variable}: {os.environ[variable]}'
-    path = large_data_profile()
-    os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = path
-    if os.environ.get('ROS_DISTRO') in ('humble', 'iron', 'jazzy'):  # Fast DDS 2.x name
-        os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = path
-    return f'Fast DDS profile {path} (full-size images without fragment loss)'
 
 
 def _check_arguments(args) -> None:
@@ -157,10 +71,13 @@ def _prepare_bag_path(out_dir: str) -> str:
 def main(args) -> int:
     import time
 
+    from ..tools.demo_setup import resolve_demo_model, use_large_data_profile
+
     start = time.monotonic()
     try:
         _check_arguments(args)
-        model, trained = resolve_demo_model(args)
+        model, trained = resolve_demo_model(args.model, args.cache_dir, args.height,
+                                            args.width)
     except (ValueError, OSError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2

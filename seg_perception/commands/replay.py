@@ -24,28 +24,25 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    import importlib.util
+
     from ..bags.bag_io import BagError
-    try:
-        import rclpy
-        from rclpy.signals import SignalHandlerOptions
-    except ImportError as error:
-        print(f'seg-perception replay: error: rclpy is not available ({error}); source a ROS 2 '
+    from ..ros.replay import replay_until_stopped
+    if importlib.util.find_spec('rclpy') is None:
+        print('seg-perception replay: error: rclpy is not available; source a ROS 2 '
               'installation', file=sys.stderr)
         return 2
-    from ..ros.replay import replay_bag
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     try:
-        stats = replay_bag(args.bag, rate=args.rate, loop=args.loop, topics=args.topics,
-                           delay_s=args.delay, distro=args.distro, stop=stop)
+        stats = replay_until_stopped(args.bag, stop, rate=args.rate, loop=args.loop,
+                                     topics=args.topics, delay_s=args.delay, distro=args.distro)
     except BagError as error:
         print(f'seg-perception replay: error: {error}', file=sys.stderr)
         return 2
     finally:
         signal.signal(signal.SIGINT, previous)
-        rclpy.try_shutdown()
     total = sum(stats.published.values())
     print(f'published {total} messages on {len(stats.published)} topics in {stats.wall_s:.1f} s '
           f'({stats.loops} full pass(es)){" - stopped" if stop.is_set() else ""}')

@@ -28,7 +28,9 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..bags.bag_io import BagError, BagReader, DEFAULT_DISTRO
+from ..images.visualize import PanopticColorizer
 from ..packages.atomic import atomic_write_text
+from ..pipeline.outputs import render_outputs, RenderSettings
 from .accumulators import EvalAccumulator
 from .output_bag import OUTPUT_CHOICES, OutputBag
 from .sources import (
@@ -181,12 +183,6 @@ def load_segmenter(config: EvalConfig) -> Any:
                                   device=config.device, precision=config.precision, **options)
 
 
-def _node_config(config: EvalConfig) -> Any:
-    from ..pipeline.config import NodeConfig
-    return NodeConfig.from_values({'min_instance_area': int(config.min_instance_area),
-                                   'overlay_alpha': float(config.overlay_alpha)})
-
-
 class _SigintStop:
     """First Ctrl-C (or SIGTERM) sets ``stop``; a second Ctrl-C raises KeyboardInterrupt."""
 
@@ -254,7 +250,8 @@ class _Evaluation:
         self.label_set = manifest.label_set
         self.accumulator = EvalAccumulator(self.label_set, manifest.label_divisor,
                                            config.worst_frames)
-        self.node_config = _node_config(config)
+        self.render_settings = RenderSettings(min_instance_area=int(config.min_instance_area),
+                                              overlay_alpha=float(config.overlay_alpha))
         self.source_state = SourceState()
         self.reader: Optional[BagReader] = None
         self.dataset = None
@@ -333,8 +330,6 @@ class _Evaluation:
 
     def _write_stage(self, finished: 'queue.Queue', progress: Any) -> None:
         """Writer thread: render, score and record, in input order."""
-        from ..images.visualize import PanopticColorizer
-        from ..pipeline.worker import Frame, render_outputs
         wanted = set(self.config.outputs) if self.output is not None else set()
         wanted |= {'semantic', 'panoptic'}
         colorizer = PanopticColorizer(self.label_set, self.segmenter.manifest.label_divisor) \
@@ -354,12 +349,12 @@ class _Evaluation:
                 else:
                     frame, result, latency_ms = item
                     outputs = render_outputs(
-                        Frame(frame.job.stream.namespace, frame.rgb, frame.header, 0.0), result,
-                        self.node_config, self.segmenter, lambda camera, name: name in wanted,
-                        colorizer)
+                        frame.rgb, result, self.render_settings, self.label_set,
+                        self.segmenter.network_size, wanted.__contains__, colorizer)
                     accumulator.add_frame(frame.job.stream.namespace, frame.job.name, latency_ms,
-                                          frame.rgb, outputs.semantic, outputs.panoptic,
-                                          frame.gt_semantic, frame.gt_panoptic)
+                                          frame.rgb, outputs.images['semantic'],
+                                          outputs.images['panoptic'], frame.gt_semantic,
+                                          frame.gt_panoptic)
                     if self.output is not None and frame.job.image is not None:
                         self.output.write_frame(frame, outputs)
                 progress.update(accumulator.evaluated + accumulator.skipped_total)

@@ -4,17 +4,12 @@ Per camera namespace ``<cam>`` it records, at the input image's recording time a
 input image's header (stamp and frame_id):
 
     <input image topic>, <cam>/camera_info, <label topic>      copied unchanged
-    <cam>/segmentation/semantic          mono8 train ids
-    <cam>/segmentation/semantic_color    rgb8
-    <cam>/segmentation/overlay           rgb8
-    <cam>/segmentation/confidence        32FC1
-    <cam>/segmentation/instance          32SC1
-    <cam>/segmentation/panoptic          32SC1
-    <cam>/segmentation/panoptic_color    rgb8
-    <cam>/segmentation/camera_info       the camera's latest camera_info with the image header
+    <cam>/segmentation/<output>     each chosen image output, as the node publishes it
+    <cam>/segmentation/camera_info  the camera's latest camera_info with the image header
 
-The arrays come from the node's own ``render_outputs`` so the bag holds exactly what the
-live node would publish for the same result.
+The topics are the rows of the node's outputs table (``pipeline.outputs.OUTPUTS``) that
+need no extra ROS package, and the arrays come from the same ``render_outputs``, so the bag
+holds exactly what the live node would publish for the same result.
 """
 
 from __future__ import annotations
@@ -28,19 +23,16 @@ from ..bags.bag_io import (
     BagWriter,
     CAMERA_INFO_TYPE,
     image_message,
-    IMAGE_TYPE,
 )
+from ..pipeline.outputs import output_topic, OUTPUTS_BY_NAME, PLAIN_OUTPUT_NAMES
 from .sources import CameraStream, EvalFrame
 
-#: Output name -> encoding, as the node publishes them (node.IMAGE_OUTPUTS).
-SEGMENTATION_ENCODINGS: Dict[str, str] = {
-    'semantic': 'mono8', 'semantic_color': 'rgb8', 'overlay': 'rgb8', 'confidence': '32FC1',
-    'instance': '32SC1', 'panoptic': '32SC1', 'panoptic_color': 'rgb8'}
-OUTPUT_CHOICES = tuple(SEGMENTATION_ENCODINGS) + ('camera_info',)
+#: The outputs a bag can hold: every output of the node that needs no extra ROS package.
+OUTPUT_CHOICES = PLAIN_OUTPUT_NAMES
 
 
 def segmentation_topic(stream: CameraStream, output: str) -> str:
-    return f'{stream.namespace}/segmentation/{output}'
+    return output_topic(stream.namespace, output)
 
 
 class OutputBag:
@@ -68,10 +60,10 @@ class OutputBag:
                     self._writer.add_topic(topic, reader.topics[topic],
                                            source_connection=reader.connection(topic))
             for output in self.outputs:
-                msgtype = CAMERA_INFO_TYPE if output == 'camera_info' else IMAGE_TYPE
                 if output == 'camera_info' and stream.camera_info_topic is None:
                     continue
-                self._writer.add_topic(segmentation_topic(stream, output), msgtype)
+                self._writer.add_topic(segmentation_topic(stream, output),
+                                       OUTPUTS_BY_NAME[output].message_type)
 
     @property
     def counts(self) -> Dict[str, int]:
@@ -88,7 +80,7 @@ class OutputBag:
 
         Args:
             frame: The decoded frame (its job holds the raw input messages and header).
-            outputs: ``inference_worker.FrameOutputs`` of the frame.
+            outputs: ``pipeline.outputs.FrameOutputs`` of the frame.
         """
         job = frame.job
         stream = job.stream
@@ -97,12 +89,10 @@ class OutputBag:
         if job.label is not None:
             self._writer.write_raw(job.label.topic, job.label.timestamp_ns, job.label.raw)
         typestore = self._writer.typestore
-        for output, encoding in SEGMENTATION_ENCODINGS.items():
-            array = getattr(outputs, output, None)
-            if output not in self.outputs or array is None:
+        for output, array in outputs.images.items():
+            if output not in self.outputs:
                 continue
-            if output == 'instance' and array.dtype.itemsize == 2:
-                encoding = 'mono16'
+            encoding = OUTPUTS_BY_NAME[output].encoding_of(array)
             self._writer.write(segmentation_topic(stream, output), timestamp,
                                image_message(typestore, array, encoding, frame.header))
         info = self._camera_info_for(stream, frame.header)

@@ -15,15 +15,11 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES, PRECISION_CHOICES
+from .outputs import INSTANCE_ENCODING_CHOICES, OUTPUT_NAMES, OUTPUTS, RenderSettings
 
 TRANSPORT_CHOICES = ('raw', 'compressed')
 RELIABILITY_CHOICES = ('auto', 'best_effort', 'reliable')
 OUTPUT_RESOLUTION_CHOICES = ('input', 'network')
-INSTANCE_ENCODING_CHOICES = ('32SC1', 'mono16')
-
-#: Output switches, in the order of the README table; ``publish_<name>`` each.
-OUTPUT_NAMES = ('semantic', 'semantic_color', 'overlay', 'confidence', 'instance', 'panoptic',
-                'panoptic_color', 'camera_info', 'detections')
 
 _NAME_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 
@@ -69,10 +65,17 @@ class ParameterSpec:
         return ''
 
 
-def _switch(output: str, default: bool, note: str) -> ParameterSpec:
-    return ParameterSpec(f'publish_{output}', 'bool', default,
-                         f'Publish <camera>/segmentation/{output} ({note}); computed only '
-                         'while subscribed.')
+def switch_name(output: str) -> str:
+    """The parameter that switches an output on or off: ``publish_<output>``."""
+    return f'publish_{output}'
+
+
+def _switches() -> Tuple[ParameterSpec, ...]:
+    """One ``publish_<output>`` switch per row of the outputs table."""
+    return tuple(ParameterSpec(switch_name(spec.name), 'bool', spec.default,
+                               f'Publish <camera>/segmentation/{spec.name} ({spec.content}); '
+                               'computed only while subscribed.')
+                 for spec in OUTPUTS)
 
 
 PARAMETERS: Tuple[ParameterSpec, ...] = (
@@ -120,15 +123,7 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('instance_encoding', 'string', '32SC1',
                   'Encoding of the instance id image; next frame.',
                   choices=INSTANCE_ENCODING_CHOICES, read_only=False),
-    _switch('semantic', True, 'mono8 train ids'),
-    _switch('semantic_color', True, 'rgb8 class colours'),
-    _switch('overlay', True, 'rgb8 class colours blended on the input'),
-    _switch('confidence', False, '32FC1 probability of the chosen class'),
-    _switch('instance', True, '32SC1 or mono16 instance ids, 0 = none'),
-    _switch('panoptic', True, '32SC1 class * label_divisor + instance'),
-    _switch('panoptic_color', True, 'rgb8, one colour per instance'),
-    _switch('camera_info', True, '<camera>/camera_info scaled to the output resolution'),
-    _switch('detections', True, 'vision_msgs/Detection2DArray, when vision_msgs is installed'),
+    *_switches(),
     ParameterSpec('center_threshold', 'double', -1.0,
                   'Instance centre heatmap threshold (panoptic models), 0..1; negative = the '
                   "model package's own (tuned) value; next frame.",
@@ -156,7 +151,9 @@ ENGINE_PARAMETERS = ('engine_file_path', 'force_engine_update', 'allow_engine_bu
 class NodeConfig:
     """Validated parameter values; replaced (never mutated) on a run-time change.
 
-    Fields are the names of ``PARAMETERS`` (defaults live there only):
+    Fields are the names of ``PARAMETERS`` (defaults live there only), except that the
+    ``publish_<output>`` switches are gathered in ``enabled_outputs`` (the names of the
+    outputs switched on, in the order of the outputs table):
     ``NodeConfig.from_values({})`` gives the defaults.
     """
 
@@ -175,15 +172,7 @@ class NodeConfig:
     qos_reliability: str
     output_resolution: str
     instance_encoding: str
-    publish_semantic: bool
-    publish_semantic_color: bool
-    publish_overlay: bool
-    publish_confidence: bool
-    publish_instance: bool
-    publish_panoptic: bool
-    publish_panoptic_color: bool
-    publish_camera_info: bool
-    publish_detections: bool
+    enabled_outputs: Tuple[str, ...]
     center_threshold: float
     min_instance_area: int
     overlay_alpha: float
@@ -208,7 +197,7 @@ class NodeConfig:
                               + ', '.join(PARAMETERS_BY_NAME))
         checked = {spec.name: validate_value(spec.name, values.get(spec.name, spec.default))
                    for spec in PARAMETERS}
-        config = cls(**checked)
+        config = cls(**_gather_switches(checked))
         if config.backend not in ('auto', 'tensorrt'):
             for name in ENGINE_PARAMETERS:
                 if checked[name] != PARAMETERS_BY_NAME[name].default:
@@ -249,14 +238,29 @@ class NodeConfig:
 
     def publishes(self, output: str) -> bool:
         """Whether the ``publish_<output>`` switch is on."""
-        return bool(getattr(self, f'publish_{output}'))
+        return output in self.enabled_outputs
 
     @property
-    def enabled_outputs(self) -> Tuple[str, ...]:
-        return tuple(name for name in OUTPUT_NAMES if self.publishes(name))
+    def render_settings(self) -> RenderSettings:
+        return RenderSettings(min_instance_area=self.min_instance_area,
+                              overlay_alpha=self.overlay_alpha,
+                              instance_encoding=self.instance_encoding)
 
     def as_dict(self) -> Dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Parameter name -> value, for every parameter (switches included)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)
+                  if f.name != 'enabled_outputs'}
+        values.update({switch_name(name): self.publishes(name) for name in OUTPUT_NAMES})
+        return values
+
+
+def _gather_switches(values: Dict[str, Any]) -> Dict[str, Any]:
+    """Parameter values -> NodeConfig fields: the switches become ``enabled_outputs``."""
+    fields_ = {name: value for name, value in values.items()
+               if not name.startswith('publish_')}
+    fields_['enabled_outputs'] = tuple(name for name in OUTPUT_NAMES
+                                       if values[switch_name(name)])
+    return fields_
 
 
 def validate_value(name: str, value: Any) -> Any:

@@ -2,9 +2,9 @@
 
 It takes the newest frame of each camera from a ``LatestFrameStore``, runs the one
 ``Segmenter`` (all cameras in one batch with ``batch_cameras``, else camera by camera),
-renders the outputs someone wants, and hands them to a ``deliver`` callback (the node
-publishes them). Frames that fail are reported through ``on_error`` and skipped; the
-thread keeps serving.
+renders the outputs someone wants (``outputs.render_outputs``), and hands them to a
+``deliver`` callback (the node publishes them). Frames that fail are reported through
+``on_error`` and skipped; the thread keeps serving.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 import queue
 import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List
 
 import numpy as np
 
-from ..images.visualize import overlay, PanopticColorizer, semantic_color
+from ..images.visualize import PanopticColorizer
 from ..segmenter import SegmentationResult, Segmenter
 from .config import NodeConfig
 from .latest_frame import LatestFrameStore
-from .outputs import drop_small_instances
+from .outputs import FrameOutputs, render_outputs
 
 
 @dataclass
@@ -40,82 +40,9 @@ class Frame:
     received: float
 
 
-@dataclass
-class FrameOutputs:
-    """What one frame produced; None for outputs nobody wants.
-
-    Attributes:
-        semantic: uint8 (h, w) train ids.
-        confidence: float32 (h, w).
-        instance: int32 (h, w), or uint16 when the node publishes mono16.
-        panoptic: int32 (h, w).
-        semantic_color, overlay, panoptic_color: uint8 (h, w, 3) RGB.
-        result: The full ``SegmentationResult`` (segments for detections, timing).
-        output_hw: (h, w) of the maps.
-    """
-
-    result: SegmentationResult
-    output_hw: tuple
-    semantic: Optional[np.ndarray] = None
-    confidence: Optional[np.ndarray] = None
-    instance: Optional[np.ndarray] = None
-    panoptic: Optional[np.ndarray] = None
-    semantic_color: Optional[np.ndarray] = None
-    overlay: Optional[np.ndarray] = None
-    panoptic_color: Optional[np.ndarray] = None
-
-
 Wants = Callable[[str, str], bool]
 Deliver = Callable[[Frame, FrameOutputs], None]
 OnError = Callable[[str, str], None]
-
-
-def render_outputs(frame: Frame, result: SegmentationResult, config: NodeConfig,
-                   segmenter: Segmenter, wants: Wants,
-                   colorizer: Optional[PanopticColorizer] = None) -> FrameOutputs:
-    """Apply run-time filters and build the wanted output arrays of one frame.
-
-    Args:
-        frame: The input frame (its image is used for the overlay).
-        result: The Segmenter's result for ``frame.image``.
-        config: Current node configuration (min_instance_area, overlay_alpha, encodings).
-        segmenter: For the label set and network size.
-        wants: ``wants(camera, output)`` -> whether to compute that output now.
-        colorizer: Reused panoptic colour table (built here per call when None).
-    """
-    result = drop_small_instances(result, config.min_instance_area, segmenter.network_size)
-    labels = segmenter.manifest.label_set
-    camera = frame.camera
-    outputs = FrameOutputs(result=result, output_hw=tuple(result.output_size))
-    if wants(camera, 'semantic'):
-        outputs.semantic = result.semantic
-    if wants(camera, 'confidence'):
-        outputs.confidence = result.confidence.astype(np.float32, copy=False)
-    if wants(camera, 'instance'):
-        outputs.instance = result.instance.astype(
-            np.uint16 if config.instance_encoding == 'mono16' else np.int32, copy=False)
-    if wants(camera, 'panoptic'):
-        outputs.panoptic = result.panoptic
-    want_overlay = wants(camera, 'overlay')
-    if wants(camera, 'semantic_color') or want_overlay:
-        colors = semantic_color(result.semantic, labels)
-        outputs.semantic_color = colors if wants(camera, 'semantic_color') else None
-        if want_overlay:
-            outputs.overlay = overlay(_image_at(frame.image, outputs.output_hw), colors,
-                                      config.overlay_alpha)
-    if wants(camera, 'panoptic_color'):
-        if colorizer is None or colorizer.label_divisor != result.label_divisor:
-            colorizer = PanopticColorizer(labels, result.label_divisor)
-        outputs.panoptic_color = colorizer(result.panoptic)
-    return outputs
-
-
-def _image_at(image: np.ndarray, output_hw: tuple) -> np.ndarray:
-    if tuple(image.shape[:2]) == tuple(output_hw):
-        return image
-    import cv2
-    return cv2.resize(np.ascontiguousarray(image), (output_hw[1], output_hw[0]),
-                      interpolation=cv2.INTER_AREA)
 
 
 class InferenceWorker:
@@ -234,8 +161,11 @@ class InferenceWorker:
         delivered = 0
         for frame, result in zip(frames, results):
             try:
-                outputs = render_outputs(frame, result, config, self._segmenter, self._wants,
-                                         self._colorizer)
+                outputs = render_outputs(
+                    frame.image, result, config.render_settings,
+                    self._segmenter.manifest.label_set, self._segmenter.network_size,
+                    lambda output, camera=frame.camera: self._wants(camera, output),
+                    self._colorizer)
                 self._deliver(frame, outputs)
                 delivered += 1
             except Exception as error:  # noqa: BLE001 - keep serving the other cameras

@@ -17,16 +17,9 @@ import numpy as np
 
 from ..bags.bag_io import BagWriter
 from ..labels import LabelSet
+from ..pipeline.outputs import DEFAULT_OUTPUT_NAMES, output_topic, OUTPUTS_BY_NAME
 from ..tools.demo_scoring import CameraScore, SheetRow
 
-#: Output topic leaf -> message type: every output the node publishes by default
-#: (confidence is off by default; detections need vision_msgs).
-OUTPUT_TYPES = {
-    'semantic': 'sensor_msgs/msg/Image', 'semantic_color': 'sensor_msgs/msg/Image',
-    'overlay': 'sensor_msgs/msg/Image',
-    'instance': 'sensor_msgs/msg/Image', 'panoptic': 'sensor_msgs/msg/Image',
-    'panoptic_color': 'sensor_msgs/msg/Image', 'camera_info': 'sensor_msgs/msg/CameraInfo',
-}
 SCORED = ('semantic', 'instance', 'panoptic')
 
 
@@ -97,8 +90,9 @@ class DemoSession:
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import CameraInfo, Image
         for camera in self.cameras:
-            for output, msgtype in OUTPUT_TYPES.items():
-                topic = f'/{camera}/segmentation/{output}'
+            for output in DEFAULT_OUTPUT_NAMES:
+                msgtype = OUTPUTS_BY_NAME[output].message_type
+                topic = '/' + output_topic(camera, output)
                 self._bag.add_topic(topic, msgtype)
                 message_class = CameraInfo if msgtype.endswith('CameraInfo') else Image
                 self.node.create_subscription(
@@ -122,8 +116,8 @@ class DemoSession:
         """Wait until the node subscribes to every camera and its output publishers are
         discovered here (outputs go only to known subscribers); ``alive()`` False aborts."""
         deadline = time.monotonic() + timeout
-        outputs = [f'/{camera}/segmentation/{output}' for camera in self.cameras
-                   for output in OUTPUT_TYPES]
+        outputs = ['/' + output_topic(camera, output) for camera in self.cameras
+                   for output in DEFAULT_OUTPUT_NAMES]
         while time.monotonic() < deadline and alive():
             if all(p.get_subscription_count() > 0 for p in self.image_publishers.values()) \
                     and all(self.node.count_publishers(topic) > 0 for topic in outputs):

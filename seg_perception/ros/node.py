@@ -1,15 +1,14 @@
 """``seg_perception_node``: camera images in, semantic / instance / panoptic images out.
 
-Thin rclpy glue over the ROS-free core: parameters come from ``node_config``, frames go
-through ``image_codec`` into a ``LatestFrameStore``, the ``InferenceWorker`` thread runs the
+Thin rclpy glue over the ROS-free core: parameters come from ``pipeline.config``, frames go
+through ``images`` into a ``LatestFrameStore``, the ``InferenceWorker`` thread runs the
 one ``Segmenter`` and this module publishes what it renders. Written against the Humble
 API; newer APIs are guarded.
 
 Per camera namespace ``<cam>``::
 
     in:  <cam>/image_raw (or <cam>/image_raw/compressed), <cam>/camera_info
-    out: <cam>/segmentation/{semantic, semantic_color, overlay, confidence, instance,
-         panoptic, panoptic_color, camera_info, detections}
+    out: <cam>/segmentation/<output> for each row of ``pipeline.outputs.OUTPUTS``
     and /diagnostics at 1 Hz. Each output is rendered and published only while it has a
     subscriber; inference runs for every camera frame regardless.
 
@@ -44,17 +43,22 @@ from ..pipeline.config import (
 )
 from ..pipeline.diagnostics import build_report, ModelInfo
 from ..pipeline.latest_frame import LatestFrameStore
-from ..pipeline.outputs import detection_boxes, DetectionBox, scale_camera_info
-from ..pipeline.worker import Frame, FrameOutputs, InferenceWorker
+from ..pipeline.outputs import (
+    CAMERA_INFO_TYPE,
+    detection_boxes,
+    DetectionBox,
+    DETECTIONS_TYPE,
+    FrameOutputs,
+    IMAGE_TYPE,
+    output_topic,
+    OUTPUTS_BY_NAME,
+    scale_camera_info,
+)
+from ..pipeline.worker import Frame, InferenceWorker
 
 NODE_NAME = 'seg_perception'
 WARNING_THROTTLE_S = 5.0
 QOS_CHECK_PERIOD_S = 0.5
-
-#: Output -> encoding, in publishing order: the maps first, the pictures for people last.
-IMAGE_OUTPUTS: Dict[str, str] = {
-    'panoptic': '32SC1', 'semantic': 'mono8', 'instance': '32SC1', 'confidence': '32FC1',
-    'semantic_color': 'rgb8', 'overlay': 'rgb8', 'panoptic_color': 'rgb8'}
 
 
 class NodeStartupError(RuntimeError):
@@ -137,7 +141,7 @@ class SegmentationNode(Node):
                 f'build_engine_only: TensorRT engine ready '
                 f'({getattr(self._segmenter.backend, "engine_path", "?")}); exiting')
             return
-        self._vision = _vision_msgs() if self._config.publish_detections else None
+        self._vision = _vision_msgs() if self._config.publishes('detections') else None
         manifest = self._segmenter.manifest
         info = self._segmenter.backend.info
         self._model_info = ModelInfo(
@@ -212,15 +216,14 @@ class SegmentationNode(Node):
         config = self._config
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                                 reliability=ReliabilityPolicy.RELIABLE)
+        message_classes = {IMAGE_TYPE: Image, CAMERA_INFO_TYPE: CameraInfo}
+        if self._vision is not None:
+            message_classes[DETECTIONS_TYPE] = self._vision.Detection2DArray
         for output in config.enabled_outputs:
-            topic = f'{camera}/segmentation/{output}'
-            if output in IMAGE_OUTPUTS:
-                io.publishers[output] = self.create_publisher(Image, topic, output_qos)
-            elif output == 'camera_info':
-                io.publishers[output] = self.create_publisher(CameraInfo, topic, output_qos)
-            elif output == 'detections' and self._vision is not None:
+            message_class = message_classes.get(OUTPUTS_BY_NAME[output].message_type)
+            if message_class is not None:
                 io.publishers[output] = self.create_publisher(
-                    self._vision.Detection2DArray, topic, output_qos)
+                    message_class, output_topic(camera, output), output_qos)
         if config.qos_reliability == 'reliable':
             initial = ReliabilityPolicy.RELIABLE
         elif config.qos_reliability == 'best_effort':
@@ -230,7 +233,7 @@ class SegmentationNode(Node):
             # incompatible-QoS event and the subscription is re-created best effort.
             initial = ReliabilityPolicy.RELIABLE
         self._subscribe_images(io, initial)
-        if config.publish_camera_info:
+        if config.publishes('camera_info'):
             self.create_subscription(
                 CameraInfo, f'{camera}/camera_info',
                 lambda msg, io=io: setattr(io, 'camera_info', msg),
@@ -274,7 +277,7 @@ class SegmentationNode(Node):
             f'inputs: {inputs} (qos_reliability {self._config.qos_reliability}); outputs: '
             f'{", ".join(self._config.enabled_outputs)}; batch_cameras '
             f'{self._config.batch_cameras}')
-        if self._config.publish_detections and self._vision is None:
+        if self._config.publishes('detections') and self._vision is None:
             self.get_logger().info('vision_msgs is not installed: no detections output')
 
     # ------------------------------------------------------------------ QoS
@@ -358,14 +361,10 @@ class SegmentationNode(Node):
         from sensor_msgs.msg import Image
         io = self._cameras[frame.camera]
         header = frame.header
-        for output, encoding in IMAGE_OUTPUTS.items():
-            array = getattr(outputs, output)
-            if array is None:
-                continue
-            if output == 'instance' and array.dtype.itemsize == 2:
-                encoding = 'mono16'
-            io.publishers[output].publish(
-                encode_image(array, encoding, header=header, image_msg_type=Image))
+        for output, array in outputs.images.items():
+            io.publishers[output].publish(encode_image(
+                array, OUTPUTS_BY_NAME[output].encoding_of(array), header=header,
+                image_msg_type=Image))
         if io.camera_info is not None and self._wants(frame.camera, 'camera_info'):
             info = _copy_camera_info(io.camera_info)
             info.header = header

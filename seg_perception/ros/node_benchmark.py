@@ -21,10 +21,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..pipeline.outputs import (
+    CAMERA_INFO_TYPE,
+    DEFAULT_OUTPUT_NAMES,
+    output_topic,
+    OUTPUTS_BY_NAME,
+)
 from ..tools.node_process import node_command, start_node, stop_node
-
-ALL_OUTPUTS = ('semantic', 'semantic_color', 'overlay', 'instance', 'panoptic',
-               'panoptic_color', 'camera_info')
 
 
 @dataclass
@@ -103,7 +106,7 @@ class _Client:
         self._extra: List[Any] = []
         for camera in self.cameras:
             self.node.create_subscription(
-                Image, f'/{camera}/segmentation/panoptic',
+                Image, '/' + output_topic(camera, 'panoptic'),
                 lambda raw, camera=camera: self._arrived(camera, raw), self.qos, raw=True)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
@@ -125,12 +128,12 @@ class _Client:
 
     def subscribe_every_output(self, camera: str) -> None:
         from sensor_msgs.msg import CameraInfo, Image
-        for output in ALL_OUTPUTS:
+        for output in DEFAULT_OUTPUT_NAMES:
             if output != 'panoptic':
-                message_type = CameraInfo if output == 'camera_info' else Image
+                is_info = OUTPUTS_BY_NAME[output].message_type == CAMERA_INFO_TYPE
                 self._extra.append(self.node.create_subscription(
-                    message_type, f'/{camera}/segmentation/{output}', lambda raw: None,
-                    self.qos, raw=True))
+                    CameraInfo if is_info else Image, '/' + output_topic(camera, output),
+                    lambda raw: None, self.qos, raw=True))
 
     def unsubscribe_extra(self) -> None:
         for subscription in self._extra:

@@ -6,7 +6,7 @@ compressed images and camera_info go out reliable, keep-last depth 1, like a cam
 other topics reliable, keep-last 10. Header stamps stay as recorded; the gaps between
 messages follow their recording times divided by ``rate``.
 
-This is the only module of the bag tools that imports rclpy (inside ``replay_bag``).
+rclpy is imported inside the functions, so ``--help`` works without ROS.
 """
 
 from __future__ import annotations
@@ -132,3 +132,20 @@ def replay_bag(path: str, rate: float = 1.0, loop: bool = False,
             return stats
         finally:
             node.destroy_node()
+
+
+def replay_until_stopped(path: str, stop: threading.Event, **replay_options: Any) -> ReplayStats:
+    """``replay_bag`` in rclpy's default context, initialised here without rclpy's own signal
+    handlers (the caller owns SIGINT / SIGTERM and sets ``stop``) and shut down afterwards.
+
+    Raises:
+        ImportError: rclpy is not available.
+        BagError: as ``replay_bag``.
+    """
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        return replay_bag(path, stop=stop, **replay_options)
+    finally:
+        rclpy.try_shutdown()

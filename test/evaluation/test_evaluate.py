@@ -26,7 +26,7 @@ from seg_perception.bags.synthetic_bag import write_synthetic_bag
 from seg_perception.cli import main as cli_main
 from seg_perception.data.synthetic.generator import SceneGenerator
 from seg_perception.evaluation.evaluate import EvalConfig, EvalError, run_evaluation
-from seg_perception.evaluation.output_bag import SEGMENTATION_ENCODINGS
+from seg_perception.evaluation.output_bag import OUTPUT_CHOICES
 from seg_perception.images.raw import decode_image
 
 torch = pytest.importorskip('torch')
@@ -122,7 +122,8 @@ def test_output_bag_has_every_frame_and_topic(segmenter, drive, tmp_path):
     summary = _evaluate(segmenter, tmp_path / 'out', bag=drive['sqlite3'], image_topics=TOPICS,
                         report_format='html')
     assert summary.report_path.endswith('report.html')
-    outputs = list(SEGMENTATION_ENCODINGS) + ['camera_info']
+    outputs = list(OUTPUT_CHOICES)
+    assert {'overlay', 'panoptic_color', 'confidence', 'camera_info'} <= set(outputs)
     with BagReader(summary.output_bag) as reader, BagReader(drive['sqlite3']) as source:
         assert reader.path.endswith('segmentation_bag')
         assert os.path.isfile(os.path.join(summary.output_bag, 'segmentation_bag.mcap'))

@@ -13,13 +13,22 @@ from seg_perception.pipeline.config import (
     PARAMETERS,
     PARAMETERS_BY_NAME,
 )
+from seg_perception.pipeline.outputs import OUTPUT_NAMES
 
 
 def test_config_fields_are_the_parameter_table():
-    assert [f.name for f in fields(NodeConfig)] == [spec.name for spec in PARAMETERS]
+    switches = [spec.name for spec in PARAMETERS if spec.name.startswith('publish_')]
+    assert switches == [f'publish_{name}' for name in OUTPUT_NAMES]
+    names = [spec.name for spec in PARAMETERS]
+    first = names.index(switches[0])
+    expected = names[:first] + ['enabled_outputs'] + names[first + len(switches):]
+    assert [f.name for f in fields(NodeConfig)] == expected
     defaults = NodeConfig.from_values({})
     for spec in PARAMETERS:
-        assert getattr(defaults, spec.name) == spec.default, spec.name
+        assert defaults.as_dict()[spec.name] == spec.default, spec.name
+    assert NodeConfig.from_values({'publish_overlay': False, 'publish_confidence': True}) \
+        .enabled_outputs == ('panoptic', 'semantic', 'instance', 'confidence', 'semantic_color',
+                             'panoptic_color', 'camera_info', 'detections')
 
 
 @pytest.mark.parametrize('name, value, expected', [

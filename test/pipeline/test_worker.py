@@ -9,7 +9,8 @@ from seg_test_models import export_lively_package
 
 from seg_perception.pipeline.config import NodeConfig
 from seg_perception.pipeline.latest_frame import LatestFrameStore
-from seg_perception.pipeline.worker import Frame, InferenceWorker, render_outputs
+from seg_perception.pipeline.outputs import render_outputs
+from seg_perception.pipeline.worker import Frame, InferenceWorker
 from seg_perception.segmenter import Segmenter
 
 torch = pytest.importorskip('torch')
@@ -51,8 +52,8 @@ def test_worker_batched_and_unbatched_give_identical_outputs(segmenter):
     single, _ = _run_worker(segmenter, base.updated({'batch_cameras': False}), frames)
     for camera in 'ab':
         for output in ('semantic', 'instance', 'panoptic', 'overlay', 'panoptic_color'):
-            np.testing.assert_array_equal(getattr(batched[camera], output),
-                                          getattr(single[camera], output))
+            np.testing.assert_array_equal(batched[camera].images[output],
+                                          single[camera].images[output])
     assert batched['a'].result.instance.max() > 0  # the lively model finds instances
 
 
@@ -64,8 +65,9 @@ def test_worker_renders_only_wanted_outputs_at_network_resolution(segmenter):
                                wants=lambda camera, output: output in ('instance', 'overlay'))
     outputs = delivered['camera']
     assert outputs.output_hw == (NET_HEIGHT, NET_WIDTH)
-    assert outputs.instance.dtype == np.uint16 and outputs.overlay.shape == (64, 128, 3)
-    assert outputs.semantic is None and outputs.panoptic_color is None
+    assert outputs.images['instance'].dtype == np.uint16
+    assert outputs.images['overlay'].shape == (64, 128, 3)
+    assert sorted(outputs.images) == ['instance', 'overlay']
 
 
 def test_worker_reports_a_failing_frame_and_keeps_serving(segmenter):
@@ -80,13 +82,15 @@ def test_worker_reports_a_failing_frame_and_keeps_serving(segmenter):
 def test_render_applies_runtime_min_instance_area(segmenter):
     image = _images(1)[0]
     result = segmenter.segment(image)
-    frame = Frame('camera', image, None, 0.0)
     config = NodeConfig.from_values({})
-    everything = render_outputs(frame, result, config, segmenter, lambda c, o: True)
-    huge = render_outputs(frame, result, config.updated({'min_instance_area': 10 ** 6}),
-                          segmenter, lambda c, o: True)
-    assert everything.instance.max() > 0 and huge.instance.max() == 0
-    np.testing.assert_array_equal(huge.panoptic // 1000, everything.panoptic // 1000)
+    labels, network_hw = segmenter.manifest.label_set, segmenter.network_size
+    everything = render_outputs(image, result, config.render_settings, labels, network_hw,
+                                lambda output: True).images
+    huge = render_outputs(
+        image, result, config.updated({'min_instance_area': 10 ** 6}).render_settings, labels,
+        network_hw, lambda output: True).images
+    assert everything['instance'].max() > 0 and huge['instance'].max() == 0
+    np.testing.assert_array_equal(huge['panoptic'] // 1000, everything['panoptic'] // 1000)
 
 
 def test_pipelined_worker_delivers_the_same_outputs_and_stops(segmenter):
@@ -115,5 +119,6 @@ def test_pipelined_worker_delivers_the_same_outputs_and_stops(segmenter):
         assert worker.stop(timeout=30)
     assert not errors
     for camera in 'ab':
-        np.testing.assert_array_equal(delivered[camera].panoptic, expected[camera].panoptic)
-        np.testing.assert_array_equal(delivered[camera].overlay, expected[camera].overlay)
+        for output in ('panoptic', 'overlay'):
+            np.testing.assert_array_equal(delivered[camera].images[output],
+                                          expected[camera].images[output])
