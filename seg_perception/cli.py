@@ -6,7 +6,8 @@ Each sub-command is a module in ``seg_perception.commands`` exposing::
     def add_arguments(parser) -> None          argparse arguments
     def main(args) -> int                      exit status
 
-The module name is the command name with ``-`` for ``_`` (``check_onnx`` -> ``check-onnx``).
+The module name is the command name with ``-`` for ``_`` (``check_onnx`` -> ``check-onnx``);
+a trailing ``_`` is dropped (``import_`` -> ``import``, a Python keyword).
 Modules are imported only when their command runs, so ``seg-perception --help`` stays fast
 and a command whose optional dependency is missing does not break the others.
 """
@@ -51,7 +52,7 @@ def build_parser(selected: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     for module_name in _command_names():
-        name = module_name.replace('_', '-')
+        name = module_name.rstrip('_').replace('_', '-')
         if name == selected:
             module = importlib.import_module(f'{commands_package.__name__}.{module_name}')
             command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
