@@ -8,7 +8,7 @@ HELP = 'build and cache the TensorRT engine of a model package (run once per Jet
 
 
 def add_arguments(parser) -> None:
-    from ..runtime.engine_builder import BUILD_PRECISIONS, DEFAULT_WORKSPACE_MB
+    from ..runtime.engine_options import BUILD_PRECISIONS, DEFAULT_WORKSPACE_MB
     parser.add_argument('model_dir', metavar='MODEL_DIR', help='model package directory')
     parser.add_argument('--precision', choices=BUILD_PRECISIONS, default='fp16',
                         help='engine precision (default fp16)')

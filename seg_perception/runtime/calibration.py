@@ -124,7 +124,7 @@ def make_entropy_calibrator(batches: Callable[[], Iterator[np.ndarray]], batch: 
     """
     from ..packages.atomic import atomic_write_bytes
     from . import cuda_memory
-    from .engine_builder import import_tensorrt
+    from .engine_options import import_tensorrt
 
     trt = import_tensorrt()
     cuda_memory.load_cudart()

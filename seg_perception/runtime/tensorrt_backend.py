@@ -23,15 +23,7 @@ import numpy as np
 from ..manifest import ModelManifest
 from . import cuda_memory
 from .base import Backend, BackendError, BackendInfo, BackendUnavailable
-from .engine_builder import (
-    build_engine,
-    BUILD_PRECISIONS,
-    BuildOptions,
-    DEFAULT_WORKSPACE_MB,
-    import_tensorrt,
-    make_engine_key,
-    probe_platform,
-)
+from .engine_builder import build_engine
 from .engine_cache import (
     decide,
     default_engine_path,
@@ -39,6 +31,14 @@ from .engine_cache import (
     read_sidecar,
     SidecarError,
     timing_cache_path,
+)
+from .engine_options import (
+    BUILD_PRECISIONS,
+    BuildOptions,
+    DEFAULT_WORKSPACE_MB,
+    import_tensorrt,
+    make_engine_key,
+    probe_platform,
 )
 
 #: dtype of every tensor of the graph contract (``seg_perception.manifest``).

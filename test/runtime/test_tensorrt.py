@@ -21,8 +21,8 @@ from seg_perception.runtime.calibration import (
     CalibrationError,
     list_calibration_images,
 )
-from seg_perception.runtime.engine_builder import (
-    _layer_matches,
+from seg_perception.runtime.engine_builder import _layer_matches
+from seg_perception.runtime.engine_options import (
     BuildOptions,
     make_engine_key,
     Platform,
