@@ -9,7 +9,7 @@ HELP = 'evaluate a model on a rosbag or dataset folder: metrics.json, report, ou
 
 def add_arguments(parser) -> None:
     from ..bags.bag_io import DEFAULT_DISTRO, DISTRO_CHOICES
-    from ..evaluation.evaluate import REPORT_CHOICES
+    from ..evaluation.config import REPORT_CHOICES
     from ..evaluation.output_bag import OUTPUT_CHOICES
     from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES, PRECISION_CHOICES
     parser.add_argument('bag', nargs='?', default=None,
@@ -58,7 +58,8 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from ..bags.bag_io import BagError
-    from ..evaluation.evaluate import EvalConfig, EvalError, run_evaluation
+    from ..evaluation.config import EvalConfig, EvalError
+    from ..evaluation.evaluate import run_evaluation
     outputs = () if args.outputs.strip() == 'none' else tuple(
         o.strip() for o in args.outputs.split(',') if o.strip())
     config = EvalConfig(

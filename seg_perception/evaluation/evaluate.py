@@ -14,25 +14,26 @@ stops reading, finishes the frames in flight, and writes everything; a second SI
 
 Outputs in ``out_dir``: ``metrics.json``, ``report.md`` (or ``report.html``) with PNG plots,
 and ``segmentation_bag/`` (MCAP) with the inputs and every topic the node publishes.
+
+This module runs the stages; the options are ``config.EvalConfig``, the Ctrl-C handling is in
+``interrupt``, and metrics.json, the report and ``EvalSummary`` come from ``summary``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-import json
 import os
 import queue
-import signal
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional
 
-from ..bags.bag_io import BagError, BagReader, DEFAULT_DISTRO
+from ..bags.bag_io import BagError, BagReader
 from ..images.visualize import PanopticColorizer
-from ..packages.atomic import atomic_write_text
 from ..pipeline.outputs import render_outputs, RenderSettings
 from .accumulators import EvalAccumulator
-from .output_bag import OUTPUT_CHOICES, OutputBag
+from .config import EvalConfig, EvalError, METRICS_FILE, OUTPUT_BAG_DIR, REPORT_CHOICES
+from .interrupt import RunState, SigintStop
+from .output_bag import OutputBag
 from .sources import (
     bag_items,
     CopyMessage,
@@ -45,132 +46,7 @@ from .sources import (
     Skip,
     SourceState,
 )
-
-METRICS_FILE = 'metrics.json'
-OUTPUT_BAG_DIR = 'segmentation_bag'
-REPORT_CHOICES = ('md', 'html', 'none')
-EXIT_OK, EXIT_READ_ERROR, EXIT_INTERRUPTED = 0, 3, 130
-
-
-class EvalError(ValueError):
-    """The evaluation cannot start: bad options, missing inputs, or an existing output."""
-
-
-@dataclass
-class EvalConfig:
-    """What to evaluate and how.
-
-    Attributes:
-        out_dir: Folder for metrics.json, the report and the output bag (created; must not
-            already hold an evaluation).
-        model: Zoo model name or model-package directory.
-        bag: Input bag; or None with ``dataset_dir`` (folder mode).
-        image_topics: Camera image topics of the bag (Image or CompressedImage).
-        label_topics: One ground-truth topic per image topic; empty = ``<cam>/labels/panoptic``
-            or ``<cam>/labels/semantic``.
-        labels_dir: Cityscapes-format folder whose city ``<cam>`` holds the labels of camera
-            ``<cam>``'s images in recording order (instead of label topics).
-        dataset_dir: Folder mode: evaluate this Cityscapes-format folder (no bag).
-        split: Split of ``labels_dir`` / ``dataset_dir``.
-        no_labels: Run without ground truth (latency and output bag only).
-        backend, device, precision, threads: Passed to ``Segmenter.from_package``.
-        workers: Threads decoding images and labels.
-        outputs: Segmentation outputs recorded in the output bag; empty = no output bag.
-        report_format: ``md``, ``html`` or ``none``.
-        max_frames: Stop after this many images (None = all).
-        distro: Typestore used to read the bag.
-        min_instance_area, overlay_alpha: As the node's parameters of the same names.
-        worst_frames: Lowest-mIoU frames shown in the report.
-        progress: Draw a progress bar on stderr.
-        handle_sigint: Turn Ctrl-C into a clean stop (main thread only).
-    """
-
-    out_dir: str
-    model: str
-    bag: Optional[str] = None
-    image_topics: Sequence[str] = ()
-    label_topics: Sequence[str] = ()
-    labels_dir: Optional[str] = None
-    dataset_dir: Optional[str] = None
-    split: str = 'val'
-    no_labels: bool = False
-    backend: str = 'auto'
-    device: str = 'auto'
-    precision: str = 'auto'
-    threads: int = 0
-    workers: int = 1
-    outputs: Sequence[str] = OUTPUT_CHOICES
-    report_format: str = 'md'
-    max_frames: Optional[int] = None
-    distro: str = DEFAULT_DISTRO
-    min_instance_area: int = 0
-    overlay_alpha: float = 0.5
-    worst_frames: int = 3
-    progress: bool = True
-    handle_sigint: bool = True
-
-    def check(self) -> None:
-        """Raise ``EvalError`` naming the first bad option."""
-        if (self.bag is None) == (self.dataset_dir is None):
-            raise EvalError('give exactly one input: a bag, or --dataset DIR (folder mode)')
-        if self.dataset_dir is not None and (self.labels_dir or self.label_topics
-                                             or self.image_topics):
-            raise EvalError('folder mode (--dataset) takes no --image-topic, --label-topic or '
-                            '--labels-dir')
-        if self.labels_dir and self.label_topics:
-            raise EvalError('give --label-topic or --labels-dir, not both')
-        if self.no_labels and (self.labels_dir or self.label_topics):
-            raise EvalError('--no-labels contradicts --label-topic / --labels-dir')
-        if self.workers < 1:
-            raise EvalError(f'--workers must be at least 1, got {self.workers}')
-        if self.max_frames is not None and self.max_frames < 1:
-            raise EvalError(f'--max-frames must be at least 1, got {self.max_frames}')
-        if self.report_format not in REPORT_CHOICES:
-            raise EvalError(f'report format {self.report_format!r} is not one of '
-                            f'{", ".join(REPORT_CHOICES)}')
-        unknown = [o for o in self.outputs if o not in OUTPUT_CHOICES]
-        if unknown:
-            raise EvalError(f'unknown output(s) {", ".join(unknown)}; valid: '
-                            f'{", ".join(OUTPUT_CHOICES)}')
-        if os.path.exists(os.path.join(self.out_dir, METRICS_FILE)) or \
-                os.path.exists(os.path.join(self.out_dir, OUTPUT_BAG_DIR)):
-            raise EvalError(f'{self.out_dir} already holds an evaluation ({METRICS_FILE} or '
-                            f'{OUTPUT_BAG_DIR}/); choose another --out')
-
-
-@dataclass
-class EvalSummary:
-    """Result of ``run_evaluation``.
-
-    Attributes:
-        metrics: The content of metrics.json.
-        metrics_path, report_path, output_bag: Files written (None when not written).
-        interrupted: Stopped by SIGINT / ``stop`` before the end of the input.
-        read_error: Why reading stopped early (corrupt or truncated bag), or None.
-    """
-
-    metrics: Dict[str, Any]
-    metrics_path: str
-    report_path: Optional[str] = None
-    output_bag: Optional[str] = None
-    interrupted: bool = False
-    read_error: Optional[str] = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_READ_ERROR if self.read_error else EXIT_OK
-
-
-@dataclass
-class _Run:
-    """Mutable state shared by the three stages of one evaluation."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-    errors: List[BaseException] = field(default_factory=list)
-    interrupted: bool = False
-
+from .summary import accounting, build_metrics, EvalSummary, write_results
 
 _END = object()
 
@@ -181,36 +57,6 @@ def load_segmenter(config: EvalConfig) -> Any:
     options = {'threads': config.threads} if config.threads > 0 else {}
     return Segmenter.from_package(resolve_model(config.model), backend=config.backend,
                                   device=config.device, precision=config.precision, **options)
-
-
-class _SigintStop:
-    """First Ctrl-C (or SIGTERM) sets ``stop``; a second Ctrl-C raises KeyboardInterrupt."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, run: _Run, enabled: bool) -> None:
-        self.run = run
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.previous: Dict[int, Any] = {}
-
-    def __enter__(self) -> '_SigintStop':
-        if self.enabled:
-            for signum in self.SIGNALS:
-                self.previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.run.interrupted and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.run.interrupted = True
-        self.run.stop.set()
-        import sys
-        print(f'\neval: {signal.Signals(signum).name}: stopping after the frames in flight '
-              '(Ctrl-C again to abort)', file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
 
 
 def run_evaluation(config: EvalConfig, segmenter: Any = None,
@@ -245,7 +91,7 @@ class _Evaluation:
                  stop: Optional[threading.Event]) -> None:
         self.config = config
         self.segmenter = segmenter
-        self.run_state = _Run(stop=stop if stop is not None else threading.Event())
+        self.run_state = RunState(stop=stop if stop is not None else threading.Event())
         manifest = segmenter.manifest
         self.label_set = manifest.label_set
         self.accumulator = EvalAccumulator(self.label_set, manifest.label_divisor,
@@ -410,7 +256,7 @@ class _Evaluation:
             finished: queue.Queue = queue.Queue(maxsize=4)
             started = time.perf_counter()
             with ThreadPoolExecutor(config.workers, thread_name_prefix='eval-decode') as pool, \
-                    _SigintStop(self.run_state, config.handle_sigint):
+                    SigintStop(self.run_state, config.handle_sigint):
                 reader = threading.Thread(target=self._read_stage, args=(pool, decoded),
                                           name='eval-read', daemon=True)
                 writer = threading.Thread(target=self._write_stage, args=(finished, progress),
@@ -444,59 +290,12 @@ class _Evaluation:
         return f'evaluated {acc.evaluated}, skipped {acc.skipped_total}'
 
     def _write_results(self, wall_s: float, bag_path: Optional[str]) -> EvalSummary:
-        config = self.config
         run = self.run_state
         interrupted = run.interrupted or run.stop.is_set()
-        metrics = self._metrics(wall_s, interrupted, bag_path)
-        metrics_path = os.path.join(config.out_dir, METRICS_FILE)
-        report_path = None
-        if config.report_format != 'none':
-            from .report import write_report
-            report_path = write_report(config.out_dir, metrics, self.accumulator,
-                                       config.report_format)
-            metrics['report'] = report_path
-        atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + '\n')
-        return EvalSummary(metrics=metrics, metrics_path=metrics_path, report_path=report_path,
-                           output_bag=bag_path, interrupted=interrupted,
-                           read_error=self.source_state.read_error)
-
-    def _metrics(self, wall_s: float, interrupted: bool, bag_path: Optional[str]
-                 ) -> Dict[str, Any]:
-        acc = self.accumulator
-        config = self.config
-        segmenter = self.segmenter
-        info = getattr(segmenter.backend, 'info', None)
-        metrics: Dict[str, Any] = {
-            'model': {'name': segmenter.manifest.name, 'task': segmenter.manifest.task,
-                      'network_size': list(segmenter.network_size),
-                      'backend': getattr(info, 'name', None),
-                      'device': getattr(info, 'device', None),
-                      'precision': getattr(info, 'precision', None)},
-            'input': {'bag': config.bag, 'dataset': config.dataset_dir,
-                      'labels_dir': config.labels_dir, 'split': config.split,
-                      'cameras': [_stream_dict(s) for s in self.streams]},
-            'interrupted': interrupted,
-            'read_error': self.source_state.read_error,
-            'frames': {
-                'read': acc.read, 'evaluated': acc.evaluated, 'skipped': acc.skipped_total,
-                'evaluated_without_labels': acc.without_labels,
-                'skip_reasons': dict(sorted(acc.skip_counts.items())),
-                'skipped_frames': acc.skipped,
-                'unmatched_labels': self.source_state.unmatched_labels,
-            },
-            'latency_ms': acc.latency_summary(),
-            'throughput_fps': acc.evaluated / wall_s if wall_s > 0 else None,
-            'wall_s': wall_s,
-            'output_bag': bag_path,
-        }
-        metrics.update(acc.scores_dict())
-        return metrics
-
-
-def _stream_dict(stream: Any) -> Dict[str, Any]:
-    return {'namespace': stream.namespace, 'image_topic': stream.image_topic,
-            'label_topic': stream.label_topic, 'camera_info_topic': stream.camera_info_topic,
-            'labels_city': stream.city}
+        metrics = build_metrics(self.config, self.segmenter, self.accumulator,
+                                self.source_state, self.streams, wall_s, interrupted, bag_path)
+        return write_results(self.config, metrics, self.accumulator, interrupted,
+                             self.source_state.read_error, bag_path)
 
 
 def _with_city(stream: Any, city: str) -> Any:
@@ -509,11 +308,5 @@ def _drain(items: 'queue.Queue') -> None:
         pass
 
 
-def accounting(metrics: Dict[str, Any]) -> Tuple[int, int, int]:
-    """(read, evaluated, skipped) of a metrics.json dict."""
-    frames = metrics['frames']
-    return frames['read'], frames['evaluated'], frames['skipped']
-
-
 __all__ = ['BagError', 'EvalConfig', 'EvalError', 'EvalFrame', 'EvalSummary', 'run_evaluation',
-           'accounting']
+           'accounting', 'METRICS_FILE', 'OUTPUT_BAG_DIR', 'REPORT_CHOICES']

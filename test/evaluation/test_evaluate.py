@@ -25,7 +25,8 @@ from seg_perception.bags.bag_io import (
 from seg_perception.bags.synthetic_bag import write_synthetic_bag
 from seg_perception.cli import main as cli_main
 from seg_perception.data.synthetic.generator import SceneGenerator
-from seg_perception.evaluation.evaluate import EvalConfig, EvalError, run_evaluation
+from seg_perception.evaluation.config import EvalConfig, EvalError
+from seg_perception.evaluation.evaluate import run_evaluation
 from seg_perception.evaluation.output_bag import OUTPUT_CHOICES
 from seg_perception.images.raw import decode_image
 
