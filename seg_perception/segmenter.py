@@ -21,7 +21,7 @@ import numpy as np
 
 from .images.preprocess import check_image, Preprocessor, resize_nearest
 from .manifest import ModelManifest
-from .postprocess.reference import Segment
+from .postprocess.segments import Segment
 from .runtime.base import Backend
 
 OUTPUT_RESOLUTION_CHOICES = ('input', 'network')
@@ -81,7 +81,7 @@ class SegmentationResult:
     def segments(self) -> List[Segment]:
         """Segments (id, class, area, bbox, score) of ``panoptic``; computed on first access."""
         if self._segments is None:
-            from .postprocess.reference import extract_segments
+            from .postprocess.segments import extract_segments
             self._segments = extract_segments(
                 self.panoptic, self.thing_ids, self.label_divisor, self.void_id,
                 confidence=self.confidence, instance_score=self.instance_score)
@@ -233,7 +233,7 @@ class Segmenter:
             panoptic = outputs['panoptic'][slot]
             instance_score = outputs['instance_score'][slot]
         else:
-            from .postprocess.reference import (
+            from .postprocess.components import (
                 instances_from_connected_components,
                 panoptic_from_semantic_and_instance,
             )

@@ -73,7 +73,7 @@ def _frames(args, manifest):
 
 def with_top_k(manifest, top_k: int):
     """``manifest`` with ``postprocess.top_k`` replaced; ``ValueError`` naming ``--top-k``."""
-    from ..postprocess.reference import validate_settings
+    from ..postprocess.grid import validate_settings
     settings = dataclasses.replace(manifest.postprocess, top_k=top_k)
     labels = manifest.label_set
     try:

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 
 from ..manifest import PostprocessSettings
 from ..models.layers import upsample
-from .reference import (
+from .grid import (
     check_grid_size,
     CLASS_MISMATCH_DISTANCE,
     grid_nms_kernel,
@@ -119,7 +119,7 @@ class FusedPostprocess(nn.Module):
         self.grid_height, self.grid_width = grid_height, grid_width
         self.nms_kernel = grid_nms_kernel(settings.nms_kernel, self.stride)
         self.slots = num_center_slots(settings.top_k, grid_height, grid_width)
-        # Grid coordinates from the middle cell, as in postprocess.grouping_distances.
+        # Grid coordinates from the middle cell, as in grouping.grouping_distances.
         grid_y, grid_x = torch.meshgrid(
             torch.arange(grid_height, dtype=torch.float32) - float(grid_height // 2),
             torch.arange(grid_width, dtype=torch.float32) - float(grid_width // 2),

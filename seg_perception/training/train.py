@@ -370,7 +370,7 @@ def validate(network, manifest: ModelManifest, source: Sequence, device: str,
 
     from ..evaluation.metrics import ConfusionMatrix, PanopticQuality
     from ..export.graph import FusedSegmentationGraph
-    from ..postprocess.reference import (
+    from ..postprocess.components import (
         instances_from_connected_components,
         panoptic_from_semantic_and_instance,
     )

@@ -12,7 +12,19 @@ import torch
 
 from seg_perception.manifest import PANOPTIC_OUTPUTS, PostprocessSettings, SEMANTIC_OUTPUTS
 from seg_perception.postprocess import reference as pp
+from seg_perception.postprocess.components import (
+    instances_from_connected_components,
+    panoptic_from_semantic_and_instance,
+)
 from seg_perception.postprocess.fused import FusedPostprocess
+from seg_perception.postprocess.grid import (
+    grid_nms_kernel,
+    heads_to_grid,
+    instance_stride_of,
+    upsample_bilinear,
+)
+from seg_perception.postprocess.grouping import find_centers, vote_instance_classes
+from seg_perception.postprocess.segments import extract_segments
 
 # The legacy TorchScript exporter (no onnxscript here) warns that it is deprecated.
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
@@ -189,22 +201,22 @@ def test_nms_suppresses_neighbours_and_keeps_distant_peaks():
     heat = np.zeros((8, 16), np.float32)
     heat[2, 2], heat[2, 3] = 0.9, 0.85  # neighbours: one survives
     heat[6, 12] = 0.7
-    centers = pp.find_centers(heat, 0.1, nms_kernel=3, top_k=5)
+    centers = find_centers(heat, 0.1, nms_kernel=3, top_k=5)
     assert centers.count == 2
     assert (centers.y[:2].tolist(), centers.x[:2].tolist()) == ([2, 6], [2, 12])
     np.testing.assert_allclose(centers.score, [0.9, 0.7, 0, 0, 0])
-    assert pp.find_centers(heat, 0.1, nms_kernel=1, top_k=5).count == 3
+    assert find_centers(heat, 0.1, nms_kernel=1, top_k=5).count == 3
     # kernel 7 in network pixels is radius 1 on the stride-4 grid
-    assert pp.grid_nms_kernel(7, 4) == 3 and pp.grid_nms_kernel(13, 4) == 5
-    assert pp.grid_nms_kernel(7, 1) == 7
+    assert grid_nms_kernel(7, 4) == 3 and grid_nms_kernel(13, 4) == 5
+    assert grid_nms_kernel(7, 1) == 7
 
 
 def test_threshold_is_strict_and_overridable():
     heat = np.zeros((8, 8), np.float32)
     heat[2, 2], heat[6, 6] = 0.5, 0.1
-    assert pp.find_centers(heat, 0.1, 3, 10).count == 1  # 0.1 is not above 0.1
-    assert pp.find_centers(heat, 0.05, 3, 10).count == 2
-    assert pp.find_centers(heat, 0.5, 3, 10).count == 0
+    assert find_centers(heat, 0.1, 3, 10).count == 1  # 0.1 is not above 0.1
+    assert find_centers(heat, 0.05, 3, 10).count == 2
+    assert find_centers(heat, 0.5, 3, 10).count == 0
     logits, center, offset, person, _ = two_blob_scene()
     result = pp.panoptic_from_heads(logits, center, offset, THINGS, PostprocessSettings(),
                                     center_threshold=0.85)
@@ -217,20 +229,20 @@ def test_top_k_keeps_highest_in_order():
     peaks = {(1, 1): 0.3, (1, 9): 0.8, (9, 1): 0.5, (9, 9): 0.9, (14, 14): 0.6}
     for (y, x), score in peaks.items():
         heat[y, x] = score
-    centers = pp.find_centers(heat, 0.1, 3, top_k=3)
+    centers = find_centers(heat, 0.1, 3, top_k=3)
     assert centers.valid.tolist() == [True, True, True]
     assert list(zip(centers.y.tolist(), centers.x.tolist())) == [(9, 9), (1, 9), (14, 14)]
-    assert pp.find_centers(heat, 0.1, 3, top_k=1000).valid.size == 256  # K = min(top_k, cells)
+    assert find_centers(heat, 0.1, 3, top_k=1000).valid.size == 256  # K = min(top_k, cells)
 
 
 def test_majority_vote_and_ties():
     assignment = np.array([[1, 1, 1, 1, 1, 2, 2, 0]])
     semantic = np.array([[12, 12, 12, 11, 11, 14, 13, 11]])
-    classes, cells = pp.vote_instance_classes(assignment, semantic, THINGS, slots=3)
+    classes, cells = vote_instance_classes(assignment, semantic, THINGS, slots=3)
     assert classes[:2].tolist() == [12, 13]  # 3 vs 2 votes; 1 vs 1 -> lowest class
     assert cells.tolist() == [5, 2, 0]
     stuff_votes = np.array([[0, 0, 11]])
-    classes, cells = pp.vote_instance_classes(np.array([[1, 1, 1]]), stuff_votes, THINGS, 1)
+    classes, cells = vote_instance_classes(np.array([[1, 1, 1]]), stuff_votes, THINGS, 1)
     assert classes.tolist() == [11] and cells.tolist() == [1]  # stuff cells do not vote
 
 
@@ -366,24 +378,24 @@ def test_connected_components_per_thing_class():
     semantic[6:9, 1:4] = 11
     semantic[1:4, 7:11] = 13
     semantic[6:9, 7:11] = 2  # stuff: no instance
-    eight = pp.instances_from_connected_components(semantic, THINGS)
+    eight = instances_from_connected_components(semantic, THINGS)
     assert eight.dtype == np.int32
     assert eight[1, 1] == eight[3, 3] == 1 and eight[7, 2] == 2 and eight[2, 8] == 3
     assert not eight[semantic == 2].any() and not eight[semantic == 0].any()
-    four = pp.instances_from_connected_components(semantic, THINGS, connectivity=4)
+    four = instances_from_connected_components(semantic, THINGS, connectivity=4)
     assert four.max() == 4 and four[3, 3] != four[1, 1]
-    large = pp.instances_from_connected_components(semantic, THINGS, min_area=5)
+    large = instances_from_connected_components(semantic, THINGS, min_area=5)
     assert large[1, 1] == 1 and large[7, 2] == 2 and large[2, 8] == 3
-    only_car = pp.instances_from_connected_components(semantic, THINGS, min_area=10)
+    only_car = instances_from_connected_components(semantic, THINGS, min_area=10)
     assert only_car.max() == 1 and np.all(only_car[semantic == 13] == 1)  # areas 5, 9, 12
-    largest = pp.instances_from_connected_components(semantic, THINGS, max_instances=1)
+    largest = instances_from_connected_components(semantic, THINGS, max_instances=1)
     assert largest.max() == 1 and np.all(largest[semantic == 13] == 1)
     with pytest.raises(ValueError, match='connectivity'):
-        pp.instances_from_connected_components(semantic, THINGS, connectivity=6)
-    panoptic = pp.panoptic_from_semantic_and_instance(semantic, eight, 1000, 255)
+        instances_from_connected_components(semantic, THINGS, connectivity=6)
+    panoptic = panoptic_from_semantic_and_instance(semantic, eight, 1000, 255)
     assert panoptic[1, 1] == 11001 and panoptic[7, 8] == 2000 and panoptic.dtype == np.int32
     with pytest.raises(ValueError, match='label_divisor'):
-        pp.panoptic_from_semantic_and_instance(semantic, eight * 1000, 1000, 255)
+        panoptic_from_semantic_and_instance(semantic, eight * 1000, 1000, 255)
 
 
 def test_extract_segments_bbox_area_and_scores():
@@ -393,8 +405,8 @@ def test_extract_segments_bbox_area_and_scores():
     panoptic[5, 0] = 255000  # void
     confidence = np.full((6, 8), 0.5, np.float32)
     confidence[1:3, 2:5] = 0.9
-    segments = pp.extract_segments(panoptic, THINGS, 1000, 255, confidence=confidence,
-                                   instance_score=np.array([0.7, 0.6, 0.0], np.float32))
+    segments = extract_segments(panoptic, THINGS, 1000, 255, confidence=confidence,
+                                instance_score=np.array([0.7, 0.6, 0.0], np.float32))
     by_id = {s.id: s for s in segments}
     assert sorted(by_id) == [0, 11001, 13002]
     road, person, car = by_id[0], by_id[11001], by_id[13002]
@@ -403,7 +415,7 @@ def test_extract_segments_bbox_area_and_scores():
     assert (person.category_id, person.is_thing, person.area) == (11, True, 6)
     assert person.bbox == (2, 1, 3, 2) and person.score == pytest.approx(0.7)
     assert car.bbox == (6, 4, 2, 1) and car.score == pytest.approx(0.6)
-    no_scores = pp.extract_segments(panoptic, THINGS, confidence=confidence)
+    no_scores = extract_segments(panoptic, THINGS, confidence=confidence)
     assert {s.id: s.score for s in no_scores}[11001] == pytest.approx(0.9)
 
 
@@ -530,13 +542,13 @@ def test_upsample_bilinear_is_onnx_resize_half_pixel():
         expected = torch.nn.functional.interpolate(
             torch.from_numpy(maps)[None], scale_factor=float(factor), mode='bilinear',
             align_corners=False)[0].numpy()
-        np.testing.assert_allclose(pp.upsample_bilinear(maps, factor), expected, atol=1e-6)
-    assert pp.heads_to_grid(maps, 4, 4) is maps
-    np.testing.assert_array_equal(pp.heads_to_grid(maps, 1, 2), maps[:, 1::2, 1::2])
+        np.testing.assert_allclose(upsample_bilinear(maps, factor), expected, atol=1e-6)
+    assert heads_to_grid(maps, 4, 4) is maps
+    np.testing.assert_array_equal(heads_to_grid(maps, 1, 2), maps[:, 1::2, 1::2])
     with pytest.raises(ValueError, match='not a multiple'):
-        pp.heads_to_grid(maps, 3, 4)
+        heads_to_grid(maps, 3, 4)
     with pytest.raises(ValueError, match='one integer stride'):
-        pp.instance_stride_of(64, 128, (16, 16))
+        instance_stride_of(64, 128, (16, 16))
 
 
 def test_semantic_only_graph_and_top_k_padding():
