@@ -1,48 +1,32 @@
 """Post-processing as a torch module, exported as the tail of the ONNX / TensorRT graph.
 
-``FusedPostprocess`` does exactly what the numpy reference in ``postprocess`` does (see that
-module's docstring for the full algorithm; tests compare the two, eager and exported):
+``FusedPostprocess`` runs the steps of the numpy reference; the algorithm is written down
+once, in the module docstring of ``reference`` (tests compare the two, eager and exported).
+What the graph form adds:
 
-1. semantic = argmax over classes (ties -> lowest), confidence = ``1 / sum(exp(l - max))``
-   (the max gathered at the argmax).
-2. Grouping grid of stride s: cell (i, j) samples semantic pixel (s*i + s//2, s*j + s//2)
-   (strided Slice) and covers pixels [s*i, s*i + s) x [s*j, s*j + s). The heads arrive at
-   the network's instance stride r: used as they are when r = s, strided Slice when r < s,
-   bilinear Resize by r/s when r > s (never a resize to full resolution).
-3. Centre NMS on the grid: MaxPool kernel ``2*ceil((nms_kernel//2)/s) + 1``, keep cells equal
-   to the pooled value and > center_threshold, TopK with constant K = min(top_k, cells)
-   (ties -> lower index); slots past the last centre are invalid (score 0).
-4. Every cell joins the valid centre nearest to (i + dy/s, j + dx/s): one batched MatMul
-   of (ty, tx, 1) with (-2cy, -2cx, cy^2 + cx^2) (the squared distance less |t|^2, grid
-   coordinates from the middle cell; invalid slots (0, 0, 1e30)), then ArgMin over slots
-   (ties -> lowest slot); none valid -> 0. Cells x slots elements pass through memory
-   twice instead of six times as with explicit differences.
-3b. (``min_center_votes`` > 0) Centre votes: ``distance < (radius / s)^2 - |t|^2`` (-1e30
-   for non-thing cells), counted per slot by a MatMul with the ones row; centres with too
-   few votes become invalid and the distance MatMul runs again with their columns
-   (0, 0, 1e30).
-4b. (``class_aware_grouping``) After a first grouping and vote, centre class = the grid
-   semantic at the centre cell (GatherElements at the TopK index) when a thing, else its
-   voted class; centres without a thing cell become invalid; the distance MatMul runs again
-   with the penalty folded in (rows gain the cell's thing one-hot, columns
-   ``Where(centre one-hot, 0, 1e7)``), then ArgMin and the vote again. Each of 3b and 4b
-   adds a few passes over the cells x K matrix (see docs/architecture.md for the cost).
-5. Votes = one-hot(instance)^T . one-hot(thing class) as one batched MatMul on the grid;
-   class = ArgMax (ties -> lowest), area = cells * s^2; keep when it has a thing cell and
-   area >= min_instance_area (else id 0, score 0); ids are slot + 1.
-6. Nearest upsampling (Expand + Reshape): thing pixels take their cell's instance;
-   panoptic = class * label_divisor + instance, class = the instance's voted class where
-   it is non-zero, else the pixel's semantic class (the semantic output stays the argmax);
-   stuff classes whose grid area cells * s^2 < stuff_area become void * label_divisor in
-   panoptic.
-
-Only ops that onnx-tensorrt parses for TensorRT 8.5 and 10.x: ArgMax/ArgMin, ReduceMax,
-ReduceSum, Exp, Slice, MaxPool (no indices), TopK (constant K), Gather, GatherElements, MatMul,
-Transpose, Resize (linear, constant scales), Equal/Greater/Less/And, Where, Cast, Concat,
-Expand, Reshape, Squeeze; no loops, no NonZero,
-no ScatterND. All integer outputs are int32. The grouping distances are squared grid
-coordinates (up to ~1e5 on a 2048-wide network), which FP16 cannot hold: TensorRT builds
-keep the ``/postprocess/`` layers in FP32 (``engine_builder.POSTPROCESS_LAYERS``).
+* Static shapes: network size H x W and instance stride r are fixed at construction, so the
+  grid, the pooling kernel and K = ``min(top_k, grid cells)`` (TopK's constant K) are
+  constants. The heads reach the grid by strided Slice (r < s) or a linear Resize by r/s
+  (r > s), never by a resize to full resolution.
+* Op choices: the confidence divides by the max gathered at the argmax (no second
+  reduction). The grouping distances (step 4) are one batched MatMul of (ty, tx, 1) per cell
+  with (-2cy, -2cx, cy^2 + cx^2) per slot, invalid slots (0, 0, 1e30), then ArgMin: cells x
+  slots elements pass through memory twice instead of six times as with explicit
+  differences. Centre votes (3b) are counted by a MatMul with the ones row, after which the
+  distance MatMul runs again. Class-aware grouping (4b) takes the centre's class by
+  GatherElements at the TopK index and folds the penalty into the same MatMul (rows gain the
+  cell's thing one-hot, columns ``Where(centre one-hot, 0, 1e7)``). Each of 3b and 4b adds a
+  few passes over the cells x K matrix (see docs/architecture.md for the cost). The vote
+  (step 5) is one-hot(instance)^T . one-hot(thing class) as one batched MatMul; the nearest
+  upsampling (step 6) is Expand + Reshape.
+* Only ops that onnx-tensorrt parses for TensorRT 8.5 and 10.x: ArgMax/ArgMin, ReduceMax,
+  ReduceSum, Exp, Slice, MaxPool (no indices), TopK (constant K), Gather, GatherElements,
+  MatMul, Transpose, Resize (linear, constant scales), Equal/Greater/Less/And, Where, Cast,
+  Concat, Expand, Reshape, Squeeze; no loops, no NonZero, no ScatterND. All integer outputs
+  are int32.
+* Precision: the grouping distances are squared grid coordinates (up to ~1e5 on a 2048-wide
+  network), which FP16 cannot hold: TensorRT builds keep the ``/postprocess/`` layers in
+  FP32 (``runtime.engine_builder.POSTPROCESS_LAYERS``).
 """
 
 from __future__ import annotations
