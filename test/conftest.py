@@ -29,7 +29,7 @@ def exported_package(tmp_path_factory):
     def make(name='enet', task='semantic', height=None, width=None, batch=1, weights=True):
         import torch
 
-        from seg_perception.export.graph import export_model_package
+        from seg_perception.export.onnx_export import export_model_package
         from seg_perception.manifest import ModelManifest
         from seg_perception.models import build_model, get_model_spec
         side = _tiny_side(get_model_spec(name).size_divisor)

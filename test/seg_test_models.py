@@ -9,7 +9,7 @@ random but gives many instance centres, decided by margins far above rounding.
 
 import torch
 
-from seg_perception.export.graph import export_model_package
+from seg_perception.export.onnx_export import export_model_package
 from seg_perception.manifest import ModelManifest
 from seg_perception.models.heads import InstanceHead
 from seg_perception.models.registry import build_model

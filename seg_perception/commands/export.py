@@ -71,7 +71,8 @@ def _validate(args, spec, label_set) -> None:
 def main(args) -> int:
     import torch
 
-    from ..export.graph import describe_graph, export_model_package, ExportError
+    from ..export.graph import ExportError
+    from ..export.onnx_export import describe_graph, export_model_package
     from ..export.tensorrt_check import check_tensorrt_compatibility
     from ..labels import LabelSetError
     from ..manifest import ManifestError, ModelManifest

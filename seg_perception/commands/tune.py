@@ -111,7 +111,8 @@ def _score_text(score) -> str:
 
 def main(args) -> int:
     from ..data.cityscapes import DatasetError
-    from ..export.graph import export_model_package, ExportError
+    from ..export.graph import ExportError
+    from ..export.onnx_export import export_model_package
     from ..manifest import ManifestError
     from ..packages.atomic import atomic_write_text
     from ..packages.loading import load_model_package, load_torch_network, PackageError

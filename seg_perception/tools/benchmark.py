@@ -177,7 +177,7 @@ def export_random_package(architecture: str, task: str, height: int, width: int,
             f'{spec.size_divisor}, got {width}x{height}')
     import torch
 
-    from ..export.graph import export_model_package
+    from ..export.onnx_export import export_model_package
     manifest = ModelManifest(
         name=f'{architecture}_{task}', architecture=architecture, task=task,
         input_height=height, input_width=width, batch=batch,

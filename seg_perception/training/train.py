@@ -532,7 +532,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
     """
     import torch
 
-    from ..export.graph import export_model_package
+    from ..export.onnx_export import export_model_package
     from ..models import build_model
     _check_config(config, resume)
     label_set = cityscapes()

@@ -12,12 +12,8 @@ import pytest
 import torch
 
 from seg_perception.cli import main as cli_main
-from seg_perception.export.graph import (
-    export_model_package,
-    export_onnx_bytes,
-    ExportError,
-    FusedSegmentationGraph,
-)
+from seg_perception.export.graph import ExportError, FusedSegmentationGraph
+from seg_perception.export.onnx_export import export_model_package, export_onnx_bytes
 from seg_perception.manifest import ManifestError, ModelManifest
 from seg_perception.models import build_model
 from seg_perception.packages.loading import (

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from seg_perception.export.graph import export_model_package
+from seg_perception.export.onnx_export import export_model_package
 from seg_perception.manifest import ModelManifest
 from seg_perception.packages.onnx_weights import (
     load_weights_from_onnx,

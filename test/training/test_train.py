@@ -207,7 +207,7 @@ def test_bfloat16_training_with_class_balanced_crops_learns(tmp_path):
 
 def test_init_weights_from_a_package_without_weights_uses_its_onnx(tmp_path):
     """An ONNX-only package: its convolutions (BatchNorm folded) start the fine-tuning."""
-    from seg_perception.export.graph import export_model_package
+    from seg_perception.export.onnx_export import export_model_package
     from seg_perception.manifest import ModelManifest
     from seg_perception.models import build_model
     torch.manual_seed(0)
