@@ -9,18 +9,26 @@ A label set can be loaded from a YAML file so users can bring their own::
       - {name: floor, color: [128, 64, 128], thing: false}
       - {name: person, color: [220, 20, 60], thing: true}
 
-Train ids are the position of each class in ``classes`` (0-based).
+Train ids are the position of each class in ``classes`` (0-based). The file is read strictly:
+``name`` is a non-empty string unique in the set, ``color`` three integers in 0..255,
+``thing`` (optional, default false) a YAML boolean (``true``/``false``, not ``"false"`` or 1),
+``void_id`` (optional, default 255) an integer in 0..255 that is not a train id; other keys
+are refused, so a misspelt key is an error rather than silently ignored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import numbers
 import os
 from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 VOID_ID = 255
+
+_CLASS_KEYS = ('name', 'color', 'thing')
+_SET_KEYS = ('name', 'void_id', 'classes')
 
 Color = Tuple[int, int, int]
 
@@ -58,20 +66,29 @@ class LabelSet:
             raise LabelSetError(
                 f'label set {self.name!r}: {len(self.names)} classes; at most 254 fit in mono8 '
                 'with the void id')
-        if len(set(self.names)) != len(self.names):
-            raise LabelSetError(f'label set {self.name!r}: class names are not unique')
+        first: Dict[str, int] = {}
+        for index, name in enumerate(self.names):
+            if name in first:
+                raise LabelSetError(
+                    f'label set {self.name!r}: class names are not unique: class {index} '
+                    f'repeats {name!r} of class {first[name]}')
+            first[name] = index
         for train_id in self.thing_ids:
             if not 0 <= train_id < len(self.names):
                 raise LabelSetError(
                     f'label set {self.name!r}: thing id {train_id} is not a train id '
                     f'(0..{len(self.names) - 1})')
+        if not _is_int(self.void_id) or not 0 <= self.void_id <= 255:
+            raise LabelSetError(
+                f'label set {self.name!r}: void id {self.void_id!r} is not an integer in 0..255')
         if 0 <= self.void_id < len(self.names):
             raise LabelSetError(
                 f'label set {self.name!r}: void id {self.void_id} collides with a train id')
-        for color in self.colors:
-            if len(color) != 3 or not all(0 <= int(c) <= 255 for c in color):
+        for index, color in enumerate(self.colors):
+            if len(color) != 3 or not all(_is_int(c) and 0 <= c <= 255 for c in color):
                 raise LabelSetError(
-                    f'label set {self.name!r}: colour {color!r} is not three values in 0..255')
+                    f'label set {self.name!r}: class {index} colour {color!r} is not three '
+                    'integers in 0..255')
         palette = np.zeros((256, 3), dtype=np.uint8)
         palette[:len(self.colors)] = np.asarray(self.colors, dtype=np.uint8)
         object.__setattr__(self, '_palette', palette)
@@ -112,29 +129,39 @@ class LabelSet:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any], source: str = '<dict>') -> 'LabelSet':
+        """Build a label set from the mapping of the YAML format (module docstring), strictly.
+
+        Raises:
+            LabelSetError: One line naming ``source``, the field and the class index.
+        """
         if not isinstance(data, dict) or 'classes' not in data:
             raise LabelSetError(f'{source}: expected a mapping with a "classes" list')
+        unknown = sorted(str(key) for key in data if key not in _SET_KEYS)
+        if unknown:
+            raise LabelSetError(f'{source}: unknown key {unknown[0]!r} (expected '
+                                f'{", ".join(_SET_KEYS)})')
         classes = data['classes']
         if not isinstance(classes, list):
             raise LabelSetError(f'{source}: "classes" must be a list')
+        name = data.get('name', os.path.basename(source))
+        if not isinstance(name, str) or not name:
+            raise LabelSetError(f'{source}: "name" must be a non-empty string, got {name!r}')
+        void_id = data.get('void_id', VOID_ID)
+        if not _is_int(void_id) or not 0 <= void_id <= 255:
+            raise LabelSetError(
+                f'{source}: "void_id" must be an integer in 0..255, got {void_id!r}')
         names: List[str] = []
         colors: List[Color] = []
         things: List[int] = []
         for index, entry in enumerate(classes):
-            if not isinstance(entry, dict) or 'name' not in entry or 'color' not in entry:
-                raise LabelSetError(
-                    f'{source}: class {index} needs "name" and "color" (got {entry!r})')
-            names.append(str(entry['name']))
-            color = entry['color']
-            if not isinstance(color, (list, tuple)) or len(color) != 3:
-                raise LabelSetError(f'{source}: class {entry["name"]!r} colour must be [r, g, b]')
-            colors.append((int(color[0]), int(color[1]), int(color[2])))
-            if bool(entry.get('thing', False)):
+            class_name, color, thing = _class_entry(index, entry, source)
+            names.append(class_name)
+            colors.append(color)
+            if thing:
                 things.append(index)
         try:
-            return cls(name=str(data.get('name', os.path.basename(source))), names=tuple(names),
-                       colors=tuple(colors), thing_ids=tuple(things),
-                       void_id=int(data.get('void_id', VOID_ID)))
+            return cls(name=name, names=tuple(names), colors=tuple(colors),
+                       thing_ids=tuple(things), void_id=int(void_id))
         except LabelSetError as error:
             raise LabelSetError(f'{source}: {error}') from None
 
@@ -149,6 +176,37 @@ class LabelSet:
         except yaml.YAMLError as error:
             raise LabelSetError(f'label set {path} is not valid YAML: {error}') from None
         return cls.from_dict(data, source=path)
+
+
+def _is_int(value: Any) -> bool:
+    """True for Python and numpy integers, false for booleans, floats and strings."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _class_entry(index: int, entry: Any, source: str) -> Tuple[str, Color, bool]:
+    """(name, colour, thing) of class ``index`` of a YAML label set, strictly typed."""
+    if not isinstance(entry, dict) or 'name' not in entry or 'color' not in entry:
+        raise LabelSetError(f'{source}: class {index} needs "name" and "color" (got {entry!r})')
+    unknown = sorted(str(key) for key in entry if key not in _CLASS_KEYS)
+    if unknown:
+        raise LabelSetError(f'{source}: class {index}: unknown key {unknown[0]!r} (expected '
+                            f'{", ".join(_CLASS_KEYS)})')
+    name = entry['name']
+    if not isinstance(name, str) or not name.strip():
+        raise LabelSetError(f'{source}: class {index}: "name" must be a non-empty string, '
+                            f'got {name!r}')
+    color = entry['color']
+    if not isinstance(color, (list, tuple)) or len(color) != 3:
+        raise LabelSetError(f'{source}: class {index} ({name!r}): colour must be [r, g, b], '
+                            f'got {color!r}')
+    if not all(_is_int(c) and 0 <= c <= 255 for c in color):
+        raise LabelSetError(f'{source}: class {index} ({name!r}): "color" {list(color)!r} is '
+                            'not three integers in 0..255')
+    thing = entry.get('thing', False)
+    if not isinstance(thing, (bool, np.bool_)):
+        raise LabelSetError(f'{source}: class {index} ({name!r}): "thing" must be true or '
+                            f'false, got {thing!r} ({type(thing).__name__})')
+    return name, (int(color[0]), int(color[1]), int(color[2])), bool(thing)
 
 
 # (name, Cityscapes label id, train id colour, thing)
