@@ -1,6 +1,8 @@
 """Label sets: class names, train ids, colours and which classes are things.
 
-The default set is Cityscapes' 19 training ids (8 thing classes, train ids 11-18).
+The default set is Cityscapes' 19 training ids (8 thing classes, train ids 11-18). Built-in
+sets, by name (:data:`LABEL_SET_NAMES`): ``cityscapes``, ``voc`` (PASCAL VOC, 21 classes),
+``camvid`` (11 classes) and ``ade20k`` (150 classes); their tables are in ``label_tables``.
 A label set can be loaded from a YAML file so users can bring their own::
 
     name: my_robot
@@ -21,11 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import numbers
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from . import label_tables
+
 VOID_ID = 255
+
+#: Names of the built-in label sets (:func:`named_label_set`).
+LABEL_SET_NAMES: Tuple[str, ...] = ('cityscapes', 'voc', 'camvid', 'ade20k')
 
 _CLASS_KEYS = ('name', 'color', 'thing')
 _SET_KEYS = ('name', 'void_id', 'classes')
@@ -244,6 +251,88 @@ def cityscapes() -> LabelSet:
         colors=tuple(e[2] for e in _CITYSCAPES),
         thing_ids=tuple(i for i, e in enumerate(_CITYSCAPES) if e[3]),
     )
+
+
+def _voc_color(index: int) -> Color:
+    """Colour of ``index`` in the PASCAL VOC colour map.
+
+    The bits of the index are dealt out in turn to red, green and blue, filling each channel
+    from its most significant bit down: bits 0, 3, 6 make red's bits 7, 6, 5, and so on.
+    """
+    channels = [0, 0, 0]
+    for level in range(8):
+        for channel in range(3):
+            bit = (index >> (3 * level + channel)) & 1
+            channels[channel] |= bit << (7 - level)
+    return channels[0], channels[1], channels[2]
+
+
+def _from_rows(name: str, rows: Sequence[Tuple[str, Color, bool]]) -> LabelSet:
+    return LabelSet(name=name, names=tuple(r[0] for r in rows), colors=tuple(r[1] for r in rows),
+                    thing_ids=tuple(i for i, r in enumerate(rows) if r[2]))
+
+
+def voc() -> LabelSet:
+    """PASCAL VOC's 21 classes (train id 0 = background, a stuff class; 1-20 are things).
+
+    The classes and order of torchvision's COCO-with-VOC-labels segmentation weights; colours
+    from VOC's own colour map. VOC's boundary/void label is 255, our void id.
+    """
+    names = label_tables.VOC_NAMES
+    colors = tuple(_voc_color(i) for i in range(len(names)))
+    return LabelSet(name='voc', names=names, colors=colors, thing_ids=tuple(range(1, len(names))))
+
+
+def camvid() -> LabelSet:
+    """CamVid's 11 classes as in SegNet and PyTorch-ENet (things: car, pedestrian, bicyclist).
+
+    Their 12th index, ``unlabelled`` (``label_tables.CAMVID_UNLABELLED_INDEX``), is void here:
+    a CamVid model's logit or label 11 must be mapped to :data:`VOID_ID`.
+    """
+    return _from_rows('camvid', label_tables.CAMVID)
+
+
+def ade20k() -> LabelSet:
+    """The 150 ADE20K SceneParsing classes (index 0 = wall) with the standard palette.
+
+    Things are the 100 classes that the ADE20K panoptic benchmark annotates with instances
+    (person, car, chair, bed, ...); amorphous regions (wall, sky, floor, road, grass, water,
+    ...) and a few large structures (house, skyscraper, tower) are its 50 stuff classes.
+    """
+    return _from_rows('ade20k', label_tables.ADE20K)
+
+
+_BUILT_IN: Dict[str, Callable[[], LabelSet]] = {
+    'cityscapes': cityscapes, 'voc': voc, 'camvid': camvid, 'ade20k': ade20k}
+
+
+def named_label_set(name: str) -> LabelSet:
+    """The built-in label set called ``name`` (one of :data:`LABEL_SET_NAMES`, any case)."""
+    factory = _BUILT_IN.get(name.lower()) if isinstance(name, str) else None
+    if factory is None:
+        raise LabelSetError(
+            f'unknown label set {name!r}: expected one of {", ".join(LABEL_SET_NAMES)}')
+    return factory()
+
+
+def load_label_set(name_or_path: str) -> LabelSet:
+    """A built-in label set by name, else the YAML file at ``name_or_path``.
+
+    A built-in name wins over a file of that name in the working directory (write ``./voc``
+    for the file).
+
+    Raises:
+        LabelSetError: Neither a built-in name nor a readable, well-formed label set file.
+    """
+    if name_or_path.lower() in _BUILT_IN:
+        return named_label_set(name_or_path)
+    looks_like_path = (os.sep in name_or_path or name_or_path.endswith(('.yaml', '.yml'))
+                       or os.path.exists(name_or_path))
+    if not looks_like_path:
+        raise LabelSetError(
+            f'unknown label set {name_or_path!r}: expected one of {", ".join(LABEL_SET_NAMES)} '
+            'or the path of a YAML label set file')
+    return LabelSet.from_yaml(name_or_path)
 
 
 def cityscapes_label_to_train_id_lut() -> np.ndarray:
