@@ -14,6 +14,10 @@ Per camera namespace ``<cam>``::
 
 Run: ``ros2 run seg_perception seg_perception_node --ros-args -p model:=enet_panoptic
 -p cameras:="[front, rear]"``.
+
+Helpers of this module: ``parameters`` (declaration from the parameter table), ``qos``
+(profiles, following the camera's reliability), ``camera_io`` (per-camera state and checks),
+``messages`` (detections, camera_info copies) and ``diagnostics`` (/diagnostics messages).
 """
 
 from __future__ import annotations
@@ -24,29 +28,20 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import ReliabilityPolicy
 
 from ..images.compressed import decode_compressed
 from ..images.raw import encode_image, ImageDecodeError, to_rgb8
-from ..pipeline.camera_monitor import CameraMonitor
-from ..pipeline.config import (
-    ConfigError,
-    model_is_path,
-    NodeConfig,
-    PARAMETERS,
-    ParameterSpec,
-    validate_value,
-)
+from ..pipeline.config import ConfigError, model_is_path, NodeConfig
 from ..pipeline.diagnostics import build_report, ModelInfo
 from ..pipeline.latest_frame import LatestFrameStore
 from ..pipeline.outputs import (
     CAMERA_INFO_TYPE,
     detection_boxes,
-    DetectionBox,
     DETECTIONS_TYPE,
     FrameOutputs,
     IMAGE_TYPE,
@@ -55,77 +50,22 @@ from ..pipeline.outputs import (
     scale_camera_info,
 )
 from ..pipeline.worker import Frame, InferenceWorker
+from .camera_io import CameraIO
+from .diagnostics import diagnostic_array
+from .messages import copy_camera_info, detection_array, vision_msgs
+from .parameters import declare_parameters, NodeStartupError, plain_value
+from .qos import (
+    camera_info_qos,
+    event_callbacks_class,
+    image_qos,
+    initial_reliability,
+    output_qos,
+    publishers_reliability,
+    reliability_name,
+)
 
 NODE_NAME = 'seg_perception'
-WARNING_THROTTLE_S = 5.0
 QOS_CHECK_PERIOD_S = 0.5
-
-
-class NodeStartupError(RuntimeError):
-    """The node cannot start: a bad parameter, or a missing / corrupt / unrunnable model."""
-
-
-def _event_callbacks_class():
-    try:
-        from rclpy.event_handler import SubscriptionEventCallbacks  # Iron and newer
-    except ImportError:
-        from rclpy.qos_event import SubscriptionEventCallbacks  # Humble
-    return SubscriptionEventCallbacks
-
-
-def _vision_msgs():
-    """The vision_msgs message module, or None when it is not installed."""
-    try:
-        from vision_msgs import msg
-    except ImportError:
-        return None
-    return msg
-
-
-def _descriptor(spec: ParameterSpec):
-    from rcl_interfaces.msg import (
-        FloatingPointRange,
-        IntegerRange,
-        ParameterDescriptor,
-        ParameterType,
-    )
-    types = {'string': ParameterType.PARAMETER_STRING, 'bool': ParameterType.PARAMETER_BOOL,
-             'integer': ParameterType.PARAMETER_INTEGER,
-             'double': ParameterType.PARAMETER_DOUBLE,
-             'string_array': ParameterType.PARAMETER_STRING_ARRAY}
-    # dynamic_typing: a value of the wrong type reaches NodeConfig's validation, whose
-    # message names the parameter and the valid values (rclpy's says only "expected '3'").
-    descriptor = ParameterDescriptor(name=spec.name, type=types[spec.type_name],
-                                     description=spec.description, read_only=spec.read_only,
-                                     additional_constraints=spec.constraint_text,
-                                     dynamic_typing=True)
-    if spec.type_name == 'double' and spec.minimum is not None:
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=float(spec.minimum), to_value=float(spec.maximum), step=0.0)]
-    elif spec.type_name == 'integer' and spec.minimum is not None:
-        descriptor.integer_range = [IntegerRange(
-            from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
-    return descriptor
-
-
-def _reliability_name(policy: ReliabilityPolicy) -> str:
-    return 'reliable' if policy == ReliabilityPolicy.RELIABLE else 'best_effort'
-
-
-class _CameraIO:
-    """One camera's subscriptions, publishers and bookkeeping (node-internal)."""
-
-    def __init__(self, camera: str) -> None:
-        self.camera = camera
-        self.image_subscription = None
-        self.topic = ''
-        self.reliability: Optional[ReliabilityPolicy] = None
-        self.publishers: Dict[str, Any] = {}
-        self.camera_info = None
-        self.expected_hw: Optional[Tuple[int, int]] = None
-        self.monitor = CameraMonitor()
-        self.last_warning = -1e9
-        self.suppressed_warnings = 0
 
 
 class SegmentationNode(Node):
@@ -133,7 +73,7 @@ class SegmentationNode(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        self._config = self._declare_parameters()
+        self._config = declare_parameters(self)
         self._segmenter = self._load_segmenter(self._config)
         self.engine_only = self._config.build_engine_only
         if self.engine_only:
@@ -141,7 +81,7 @@ class SegmentationNode(Node):
                 f'build_engine_only: TensorRT engine ready '
                 f'({getattr(self._segmenter.backend, "engine_path", "?")}); exiting')
             return
-        self._vision = _vision_msgs() if self._config.publishes('detections') else None
+        self._vision = vision_msgs() if self._config.publishes('detections') else None
         manifest = self._segmenter.manifest
         info = self._segmenter.backend.info
         self._model_info = ModelInfo(
@@ -149,7 +89,7 @@ class SegmentationNode(Node):
             precision=info.precision, backend_reason=self._segmenter.backend_reason,
             network_size=self._segmenter.network_size, task=manifest.task)
         self._store: LatestFrameStore = LatestFrameStore(self._config.cameras)
-        self._cameras: Dict[str, _CameraIO] = {}
+        self._cameras: Dict[str, CameraIO] = {}
         for camera in self._config.cameras:
             self._cameras[camera] = self._setup_camera(camera)
         from diagnostic_msgs.msg import DiagnosticArray
@@ -168,32 +108,6 @@ class SegmentationNode(Node):
 
     # ------------------------------------------------------------------ start-up
 
-    def _declare_parameters(self) -> NodeConfig:
-        # Check command-line / params-file values first, so that a bad one is reported in
-        # NodeConfig's words (rclpy's range error is long and repeats itself).
-        overrides = getattr(self, '_parameter_overrides', {}) or {}
-        for spec in PARAMETERS:
-            if spec.name in overrides:
-                try:
-                    validate_value(spec.name, _plain(overrides[spec.name].value))
-                except ConfigError as error:
-                    raise NodeStartupError(str(error)) from None
-        values = {}
-        for spec in PARAMETERS:
-            default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
-            try:
-                parameter = self.declare_parameter(spec.name, default, _descriptor(spec))
-            except Exception as error:  # noqa: BLE001 - rclpy raises several types here
-                valid = f'; valid: {spec.constraint_text}' if spec.constraint_text else ''
-                raise NodeStartupError(
-                    f'parameter {spec.name}: {type(error).__name__}: {error} (expected a '
-                    f'{spec.type_name}{valid})') from None
-            values[spec.name] = _plain(parameter.value)
-        try:
-            return NodeConfig.from_values(values)
-        except ConfigError as error:
-            raise NodeStartupError(str(error)) from None
-
     def _load_segmenter(self, config: NodeConfig):
         from ..runtime.base import BackendError
         from ..segmenter import Segmenter
@@ -210,12 +124,10 @@ class SegmentationNode(Node):
         except (ValueError, BackendError, OSError) as error:
             raise NodeStartupError(f'parameter model {config.model!r}: {error}') from None
 
-    def _setup_camera(self, camera: str) -> _CameraIO:
+    def _setup_camera(self, camera: str) -> CameraIO:
         from sensor_msgs.msg import CameraInfo, Image
-        io = _CameraIO(camera)
+        io = CameraIO(camera)
         config = self._config
-        output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                                reliability=ReliabilityPolicy.RELIABLE)
         message_classes = {IMAGE_TYPE: Image, CAMERA_INFO_TYPE: CameraInfo}
         if self._vision is not None:
             message_classes[DETECTIONS_TYPE] = self._vision.Detection2DArray
@@ -223,42 +135,31 @@ class SegmentationNode(Node):
             message_class = message_classes.get(OUTPUTS_BY_NAME[output].message_type)
             if message_class is not None:
                 io.publishers[output] = self.create_publisher(
-                    message_class, output_topic(camera, output), output_qos)
-        if config.qos_reliability == 'reliable':
-            initial = ReliabilityPolicy.RELIABLE
-        elif config.qos_reliability == 'best_effort':
-            initial = ReliabilityPolicy.BEST_EFFORT
-        else:
-            # Until a publisher shows up: reliable; a best-effort camera then raises an
-            # incompatible-QoS event and the subscription is re-created best effort.
-            initial = ReliabilityPolicy.RELIABLE
-        self._subscribe_images(io, initial)
+                    message_class, output_topic(camera, output), output_qos())
+        self._subscribe_images(io, initial_reliability(config.qos_reliability))
         if config.publishes('camera_info'):
             self.create_subscription(
                 CameraInfo, f'{camera}/camera_info',
-                lambda msg, io=io: setattr(io, 'camera_info', msg),
-                QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                           reliability=ReliabilityPolicy.BEST_EFFORT))
+                lambda msg, io=io: setattr(io, 'camera_info', msg), camera_info_qos())
         return io
 
-    def _subscribe_images(self, io: _CameraIO, reliability: ReliabilityPolicy) -> None:
+    def _subscribe_images(self, io: CameraIO, reliability: ReliabilityPolicy) -> None:
         from sensor_msgs.msg import CompressedImage, Image
         if io.image_subscription is not None:
             self.destroy_subscription(io.image_subscription)
         compressed = self._config.input_transport == 'compressed'
         topic = f'{io.camera}/{self._config.image_topic}' + ('/compressed' if compressed else '')
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability,
-                         durability=DurabilityPolicy.VOLATILE)
-        callbacks = _event_callbacks_class()(
+        callbacks = event_callbacks_class()(
             incompatible_qos=lambda event, io=io: self._on_incompatible_qos(io, event))
         io.topic = topic
         io.image_subscription = self.create_subscription(
             CompressedImage if compressed else Image, topic,
-            lambda msg, io=io: self._on_image(io, msg), qos, event_callbacks=callbacks)
+            lambda msg, io=io: self._on_image(io, msg), image_qos(reliability),
+            event_callbacks=callbacks)
         io.reliability = reliability
-        io.monitor.set_reliability(_reliability_name(reliability))
+        io.monitor.set_reliability(reliability_name(reliability))
 
-    def _topic_of(self, io: _CameraIO) -> str:
+    def _topic_of(self, io: CameraIO) -> str:
         """Resolved image topic (``Subscription.topic_name`` where rclpy has it)."""
         name = getattr(io.image_subscription, 'topic_name', None)
         if name:
@@ -282,11 +183,11 @@ class SegmentationNode(Node):
 
     # ------------------------------------------------------------------ QoS
 
-    def _on_incompatible_qos(self, io: _CameraIO, event: Any) -> None:
+    def _on_incompatible_qos(self, io: CameraIO, event: Any) -> None:
         io.monitor.qos_incompatible()
         self._warn(io, f'incompatible QoS on {self._topic_of(io)} (policy '
                        f'{getattr(event, "last_policy_kind", "?")}); subscription is '
-                       f'{_reliability_name(io.reliability)}, qos_reliability '
+                       f'{reliability_name(io.reliability)}, qos_reliability '
                        f'{self._config.qos_reliability}')
 
     def _follow_publisher_qos(self) -> None:
@@ -295,26 +196,23 @@ class SegmentationNode(Node):
             infos = self.get_publishers_info_by_topic(self._topic_of(io))
             if not infos:
                 continue
-            everyone_reliable = all(
-                info.qos_profile.reliability == ReliabilityPolicy.RELIABLE for info in infos)
-            wanted = ReliabilityPolicy.RELIABLE if everyone_reliable \
-                else ReliabilityPolicy.BEST_EFFORT
+            wanted = publishers_reliability(infos)
             if wanted != io.reliability:
                 self.get_logger().info(
                     f'{self._topic_of(io)}: following the camera publisher, '
-                    f'subscribing {_reliability_name(wanted)}')
+                    f'subscribing {reliability_name(wanted)}')
                 self._subscribe_images(io, wanted)
 
     # ------------------------------------------------------------------ input
 
-    def _on_image(self, io: _CameraIO, msg: Any) -> None:
+    def _on_image(self, io: CameraIO, msg: Any) -> None:
         now = time.monotonic()
         try:
             if self._config.input_transport == 'compressed':
                 image = decode_compressed(msg)
             else:
                 image = to_rgb8(msg)
-            self._check_size(io, image.shape[:2])
+            io.check_size(image.shape[:2])
         except Exception as error:  # noqa: BLE001 - a bad frame must never stop the node
             reason = str(error) if isinstance(error, ImageDecodeError) \
                 else f'{type(error).__name__}: {error}'
@@ -325,30 +223,11 @@ class SegmentationNode(Node):
         io.monitor.frame_received(now)
         self._store.put(io.camera, Frame(io.camera, image, msg.header, now))
 
-    def _check_size(self, io: _CameraIO, image_hw: Tuple[int, int]) -> None:
-        info = io.camera_info
-        if info is not None and info.width > 0 and info.height > 0:
-            expected, source = (int(info.height), int(info.width)), 'its camera_info'
-        else:
-            expected, source = io.expected_hw, 'its first image'
-        if expected is None:
-            io.expected_hw = tuple(image_hw)
-            return
-        if tuple(image_hw) != expected:
-            raise ImageDecodeError(
-                f"image size {image_hw[1]}x{image_hw[0]} differs from camera {io.camera}'s "
-                f'{expected[1]}x{expected[0]} ({source})')
-
-    def _warn(self, io: _CameraIO, message: str) -> None:
-        """Log a warning at most once per WARNING_THROTTLE_S per camera."""
-        now = time.monotonic()
-        if now - io.last_warning < WARNING_THROTTLE_S:
-            io.suppressed_warnings += 1
-            return
-        if io.suppressed_warnings:
-            message += f' ({io.suppressed_warnings} similar warnings suppressed)'
-        io.last_warning, io.suppressed_warnings = now, 0
-        self.get_logger().warning(message)
+    def _warn(self, io: CameraIO, message: str) -> None:
+        """Log a warning at most once per ``camera_io.WARNING_THROTTLE_S`` per camera."""
+        message = io.throttled(message, time.monotonic())
+        if message is not None:
+            self.get_logger().warning(message)
 
     # ------------------------------------------------------------------ output
 
@@ -366,7 +245,7 @@ class SegmentationNode(Node):
                 array, OUTPUTS_BY_NAME[output].encoding_of(array), header=header,
                 image_msg_type=Image))
         if io.camera_info is not None and self._wants(frame.camera, 'camera_info'):
-            info = _copy_camera_info(io.camera_info)
+            info = copy_camera_info(io.camera_info)
             info.header = header
             io.publishers['camera_info'].publish(scale_camera_info(info, outputs.output_hw))
         if self._wants(frame.camera, 'detections'):
@@ -388,7 +267,7 @@ class SegmentationNode(Node):
     def _on_set_parameters(self, parameters: List[Any]):
         from rcl_interfaces.msg import SetParametersResult
         try:
-            updated = self._config.updated({p.name: _plain(p.value) for p in parameters})
+            updated = self._config.updated({p.name: plain_value(p.value) for p in parameters})
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self._config = updated
@@ -397,21 +276,13 @@ class SegmentationNode(Node):
     # ------------------------------------------------------------------ diagnostics
 
     def _publish_diagnostics(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
         now = time.monotonic()
         cameras = self._config.cameras
         snapshots = [self._cameras[c].monitor.snapshot(now, self._store.counts(c).dropped)
                      for c in cameras]
         report = build_report(self.get_fully_qualified_name(), self._model_info, cameras,
                               snapshots, self._config.batch_cameras)
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        for entry in report:
-            array.status.append(DiagnosticStatus(
-                level=bytes([entry.level]), name=entry.name, message=entry.message,
-                hardware_id=entry.hardware_id,
-                values=[KeyValue(key=k, value=v) for k, v in entry.values]))
-        self._diagnostics.publish(array)
+        self._diagnostics.publish(diagnostic_array(report, self.get_clock().now().to_msg()))
 
     def camera_snapshot(self, camera: str):
         """Counters of one camera now (for tests and tools running the node in-process)."""
@@ -431,53 +302,6 @@ class SegmentationNode(Node):
             self._segmenter.close()
         self.destroy_node()
         return joined
-
-
-def detection_array(vision: Any, header: Any, boxes: List[DetectionBox]) -> Any:
-    """A ``vision_msgs/Detection2DArray`` of ``boxes`` (vision_msgs 3.x and 4.x layouts).
-
-    Args:
-        vision: The ``vision_msgs.msg`` module.
-        header: Copied to the array and every detection.
-        boxes: From ``result_outputs.detection_boxes``.
-    """
-    array = vision.Detection2DArray(header=header)
-    for box in boxes:
-        detection = vision.Detection2D(header=header)
-        if hasattr(detection, 'id'):  # 4.x
-            detection.id = str(box.id)
-        center = detection.bbox.center
-        point = center.position if hasattr(center, 'position') else center  # 4.x vs 3.x
-        point.x, point.y = box.center_x, box.center_y
-        detection.bbox.size_x, detection.bbox.size_y = box.width, box.height
-        hypothesis = vision.ObjectHypothesisWithPose()
-        target = hypothesis.hypothesis if hasattr(hypothesis, 'hypothesis') else hypothesis
-        if hasattr(target, 'class_id'):
-            target.class_id = box.class_name
-        else:
-            target.id = box.class_name
-        target.score = box.score
-        detection.results.append(hypothesis)
-        array.detections.append(detection)
-    return array
-
-
-def _plain(value: Any) -> Any:
-    """Parameter values as Python scalars / tuples (arrays come as lists or arrays)."""
-    if isinstance(value, (list, tuple)) or hasattr(value, 'tolist'):
-        return tuple(value)
-    return value
-
-
-def _copy_camera_info(msg: Any) -> Any:
-    from sensor_msgs.msg import CameraInfo, RegionOfInterest
-    roi = msg.roi
-    return CameraInfo(
-        height=msg.height, width=msg.width, distortion_model=msg.distortion_model,
-        d=list(msg.d), k=list(msg.k), r=list(msg.r), p=list(msg.p),
-        binning_x=msg.binning_x, binning_y=msg.binning_y,
-        roi=RegionOfInterest(x_offset=roi.x_offset, y_offset=roi.y_offset, height=roi.height,
-                             width=roi.width, do_rectify=roi.do_rectify))
 
 
 def _init_rclpy(args: Optional[List[str]]) -> None:

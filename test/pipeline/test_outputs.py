@@ -60,7 +60,7 @@ def test_detection_boxes_and_vision_msgs_array():
     assert (person.center_x, person.center_y, person.width, person.height) == (17.5, 17.5,
                                                                                 5.0, 5.0)
     pytest.importorskip('rclpy')
-    from seg_perception.ros.node import detection_array
+    from seg_perception.ros.messages import detection_array
 
     class Detection2DArray:  # vision_msgs 4.x layout
         def __init__(self, header=None):
