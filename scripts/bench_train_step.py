@@ -33,7 +33,7 @@ def main() -> int:
     import torch
 
     from seg_perception.models import build_model
-    from seg_perception.training.train import use_bfloat16_autocast
+    from seg_perception.training.device import use_bfloat16_autocast
     width, height = (int(v) for v in args.crop.lower().split('x'))
     amp = use_bfloat16_autocast('auto', args.device)
     layouts = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}

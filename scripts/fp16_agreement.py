@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 def main(argv) -> int:
     import torch
 
+    from seg_perception.data.synthetic import SYNTHETIC_TEST_SEED
     from seg_perception.data.synthetic.generator import SceneGenerator
-    from seg_perception.evaluation.scoring import SYNTHETIC_TEST_SEED
     from seg_perception.export.graph import FusedSegmentationGraph
     from seg_perception.packages.loading import load_model_package, load_torch_network
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

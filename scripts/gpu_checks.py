@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def agreement(package, frames=20):
     from seg_perception import Segmenter
+    from seg_perception.data.synthetic import SYNTHETIC_TEST_SEED
     from seg_perception.data.synthetic.generator import SceneGenerator
-    from seg_perception.evaluation.scoring import SYNTHETIC_TEST_SEED
     fp32 = Segmenter.from_package(package, backend='torch', device='cuda', precision='fp32')
     fp16 = Segmenter.from_package(package, backend='torch', device='cuda', precision='fp16')
     height, width = fp32.network_size

@@ -44,7 +44,7 @@ fi
 "$py" -c '
 import sys
 from seg_perception.labels import cityscapes
-from seg_perception.train import FrameSource
+from seg_perception.training.frames import FrameSource
 cache, frames, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 FrameSource("synthetic", "train", 1024, 512, 0, frames, cityscapes()).materialize(cache, workers)
 ' "$cache" "$frames" "$cores"

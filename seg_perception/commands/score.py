@@ -10,7 +10,7 @@ HELP = 'score a model (zoo name or package) on held-out synthetic frames: mIoU, 
 
 
 def add_arguments(parser) -> None:
-    from ..evaluation.scoring import SYNTHETIC_TEST_SEED
+    from ..data.synthetic import SYNTHETIC_TEST_SEED
     parser.add_argument('--model', required=True, help='zoo name or model-package directory')
     parser.add_argument('--backend', default='onnxruntime',
                         help='auto, tensorrt, onnxruntime or torch (default %(default)s)')

@@ -10,7 +10,7 @@ HELP = 'train a model on synthetic scenes or a Cityscapes-format folder, then ex
 
 
 def add_arguments(parser) -> None:
-    from ..training.train import TrainConfig
+    from ..training.config import TrainConfig
     defaults = TrainConfig(model='enet')
     parser.add_argument('--model', required=True, help='architecture (seg-perception models)')
     parser.add_argument('--tasks', dest='task', choices=('semantic', 'panoptic'),
@@ -71,7 +71,8 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from ..models import UnknownModelError
-    from ..training.train import train, TrainConfig, TrainingError
+    from ..training.config import TrainConfig, TrainingError
+    from ..training.loop import train
     for name in ('epochs', 'batch_size', 'train_frames', 'val_frames', 'height', 'width'):
         if getattr(args, name) <= 0:
             print(f'error: --{name.replace("_", "-")} must be positive', file=sys.stderr)

@@ -13,7 +13,7 @@ HELP = ("search a panoptic model's post-processing settings (centre threshold, N
 
 
 def add_arguments(parser) -> None:
-    from ..training.train import SYNTHETIC_VALIDATION_SEED
+    from ..data.synthetic import SYNTHETIC_VALIDATION_SEED
     from ..training.tuning import SEARCH_SPACE
     parser.add_argument('--model', required=True, help='zoo name or model-package directory')
     parser.add_argument('--data', default='synthetic',
@@ -51,7 +51,7 @@ def add_arguments(parser) -> None:
 
 def _frames(args, manifest):
     """The frames to tune on: (iterable, count, description)."""
-    from ..evaluation.scoring import SYNTHETIC_TEST_SEED
+    from ..data.synthetic import SYNTHETIC_TEST_SEED
     if args.data == 'synthetic':
         from ..data.synthetic.generator import SceneGenerator
         if args.seed == SYNTHETIC_TEST_SEED:
@@ -62,7 +62,7 @@ def _frames(args, manifest):
         generator = SceneGenerator(manifest.input_width, manifest.input_height, args.seed)
         return ((generator.generate(index) for index in range(args.frames)), args.frames,
                 f'synthetic seed {args.seed}')
-    from ..training.train import FrameSource
+    from ..training.frames import FrameSource
     source = FrameSource(args.data, args.split, manifest.input_width, manifest.input_height,
                          args.seed, args.frames, manifest.label_set)
     if len(source) == 0:
@@ -118,7 +118,7 @@ def main(args) -> int:
     from ..packages.loading import load_model_package, load_torch_network, PackageError
     from ..packages.zoo import resolve_model
     from ..tools.progress import ProgressBar
-    from ..training.train import resolve_device
+    from ..training.device import resolve_device
     from ..training.tuning import collect_head_samples, require_panoptic, tune_postprocess
 
     try:

@@ -12,11 +12,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from ..training.train import SYNTHETIC_VALIDATION_SEED
-
-#: Seed of the 200-frame held-out test set used in model cards (distinct from the
-#: validation seed used during training and from every training seed below 1e6).
-SYNTHETIC_TEST_SEED = 2_000_003
+from ..data.synthetic import SYNTHETIC_TEST_SEED, SYNTHETIC_VALIDATION_SEED
 
 
 @dataclass

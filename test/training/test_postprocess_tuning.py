@@ -217,7 +217,7 @@ def test_cli_writes_the_package_at_another_network_size(lively_panoptic, tmp_pat
 
 
 def test_cli_refuses_the_test_seed_and_semantic_models(exported_package, capsys):
-    from seg_perception.evaluation.scoring import SYNTHETIC_TEST_SEED
+    from seg_perception.data.synthetic import SYNTHETIC_TEST_SEED
     assert run_cli('--model', exported_package('enet', 'semantic'), '--frames', '1') == 2
     assert 'only panoptic models' in capsys.readouterr().err
     assert run_cli('--model', exported_package('enet', 'panoptic'), '--frames', '1',

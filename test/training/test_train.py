@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from seg_perception.training.train import load_checkpoint, train, TrainConfig, TrainingError
+from seg_perception.training.checkpoints import load_checkpoint
+from seg_perception.training.config import TrainConfig, TrainingError
+from seg_perception.training.loop import train
 
 torch = pytest.importorskip('torch')
 
@@ -64,7 +66,7 @@ def test_resume_continues_after_the_last_epoch(trained, tmp_path):
 def test_frame_cache_gives_the_generated_frames(trained):
     from seg_perception.data.synthetic.generator import SceneGenerator
     from seg_perception.labels import cityscapes
-    from seg_perception.training.train import FrameSource
+    from seg_perception.training.frames import FrameSource
     out, _, _ = trained
     source = FrameSource('synthetic', 'train', 128, 64, 3, 4, cityscapes())
     source.materialize(os.path.join(out, 'cache'), workers=0, log=lambda *_: None)
@@ -113,28 +115,28 @@ def test_init_partial_loads_what_matches_after_a_head_change(trained, tmp_path):
     """A semantic ENet's weights start a panoptic ENet: all but the new instance head."""
     from seg_perception.models import build_model
     from seg_perception.packages.loading import PackageError
-    from seg_perception.training.train import _load_initial_weights
+    from seg_perception.training.checkpoints import load_initial_weights
     semantic = build_model('enet', num_classes=19, panoptic=False)
     path = str(tmp_path / 'semantic.pt')
     torch.save(semantic.state_dict(), path)
     panoptic = build_model('enet', num_classes=19, panoptic=True)
     fresh_head = {k: v.clone() for k, v in panoptic.state_dict().items() if 'instance' in k}
     messages = []
-    _load_initial_weights(panoptic, path, partial=True, log=messages.append)
+    load_initial_weights(panoptic, path, partial=True, log=messages.append)
     loaded = panoptic.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in semantic.state_dict().items())
     assert all(torch.equal(loaded[k], v) for k, v in fresh_head.items())
     assert f'{len(fresh_head)} keep their initialisation' in messages[0]
     with pytest.raises(PackageError, match='do not fit'):  # strict without partial
-        _load_initial_weights(build_model('enet', num_classes=19, panoptic=True), path)
+        load_initial_weights(build_model('enet', num_classes=19, panoptic=True), path)
     with pytest.raises(PackageError, match='another architecture'):
-        _load_initial_weights(build_model('unet', num_classes=19), path, partial=True)
+        load_initial_weights(build_model('unet', num_classes=19), path, partial=True)
 
 
 def test_crop_trains_on_smaller_crops_and_exports_the_network_size(tmp_path):
     from seg_perception.labels import cityscapes
     from seg_perception.manifest import ModelManifest
-    from seg_perception.training.train import FrameSource, TrainingSamples
+    from seg_perception.training.frames import FrameSource, TrainingSamples
     config = tiny_config(epochs=1, crop_height=32, crop_width=64, train_frames=2)
     source = FrameSource('synthetic', 'train', 128, 64, 3, 2, cityscapes())
     sample = TrainingSamples(source, config, cityscapes())[0]
@@ -151,7 +153,7 @@ def test_a_cityscapes_folder_of_another_size_trains_at_the_network_size(tmp_path
     camera frames) before augmentation and validation."""
     from seg_perception.cli import main
     from seg_perception.labels import cityscapes
-    from seg_perception.training.train import FrameSource
+    from seg_perception.training.frames import FrameSource
     root = str(tmp_path / 'cityscapes')
     for split, seed in (('train', 1), ('val', 2)):
         assert main(['synth', '--out', root, '--count', '2', '--seed', str(seed),
@@ -183,7 +185,7 @@ def test_channels_last_training_exports_a_plain_package(tmp_path):
 
 
 def test_bfloat16_autocast_choice():
-    from seg_perception.training.train import use_bfloat16_autocast
+    from seg_perception.training.device import use_bfloat16_autocast
     assert use_bfloat16_autocast('bf16', 'cpu') and not use_bfloat16_autocast('off', 'cuda')
     assert use_bfloat16_autocast('auto', 'cuda')
     native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
@@ -240,3 +242,28 @@ def test_a_budget_that_ends_at_an_epoch_boundary_logs_no_empty_epoch(tmp_path):
     assert not any(line.startswith('epoch ') for line in logs)  # no step, no epoch row
     assert not os.path.exists(os.path.join(tmp_path, 'training_log.csv'))
     assert os.path.isfile(os.path.join(package, 'model.onnx')) and result.frames == 2
+
+
+def test_the_recorded_command_has_paths_relative_to_the_current_directory():
+    from seg_perception.training.loop import relative_command_line
+    line = ("seg-perception train --init-weights /repo/seg_perception/zoo/enet_panoptic "
+            "--frame-cache=/repo/run/frame_cache --out /repo/run/enet --data /data/city "
+            "--crop 512x256 --note '/repo/a b'")
+    assert relative_command_line(line, '/repo/') == (
+        'seg-perception train --init-weights seg_perception/zoo/enet_panoptic '
+        '--frame-cache=run/frame_cache --out run/enet --data /data/city --crop 512x256 '
+        "--note 'a b'")
+    assert relative_command_line('--out /repo --out /repository/x', '/repo') == (
+        '--out . --out /repository/x')
+    assert relative_command_line('', '/repo') == ''
+    assert relative_command_line("--out '/repo/x", '/repo') == "--out '/repo/x"
+
+
+def test_the_manifest_records_the_command_without_absolute_paths(tmp_path, monkeypatch):
+    from seg_perception.manifest import ModelManifest
+    monkeypatch.chdir(tmp_path)
+    command = f'seg-perception train --model enet --out {tmp_path}/run'
+    package, _ = train(tiny_config(epochs=1, train_frames=2, val_frames=1), str(tmp_path / 'run'),
+                       command_line=command, log=lambda *_: None)
+    info = ModelManifest.load(package).info
+    assert info['command'] == 'seg-perception train --model enet --out run'

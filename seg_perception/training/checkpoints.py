@@ -1,0 +1,91 @@
+"""Checkpoints of a run and the weights a run starts from.
+
+Checkpoints hold only tensors and plain numbers, so they load with ``weights_only=True``.
+Initial weights come from a ``.pt`` state dict, a checkpoint or a model package directory
+(its weights file, or the weights of its ONNX graph).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+from ..manifest import ModelManifest
+from .config import TrainingError
+
+
+def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
+    import torch
+
+    from ..packages.atomic import atomic_open
+    with atomic_open(path, 'wb') as stream:
+        torch.save(state, stream)
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """Load a checkpoint without unpickling code; errors name the file."""
+    import torch
+    if not os.path.isfile(path):
+        raise TrainingError(f'checkpoint {path} does not exist')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt files
+        raise TrainingError(f'checkpoint {path} is corrupt or not a checkpoint: '
+                            f'{type(error).__name__}: {error}') from None
+    if not isinstance(state, dict) or not {'config', 'epoch', 'model'} <= set(state):
+        raise TrainingError(f'checkpoint {path} lacks config/epoch/model entries')
+    return state
+
+
+def load_initial_weights(network, source: str, partial: bool = False, log=print,
+                         calibration_images=None) -> None:
+    """Load a state dict (FP16 or FP32) from a ``.pt`` file or a model package directory
+    (every tensor, or with ``partial`` the matching ones).
+
+    A package that ships no weights file gives its ONNX graph's weights instead
+    (``onnx_weights``; its BatchNorms are calibrated on ``calibration_images``, a float
+    (N, 3, H, W) normalised batch, or a callable returning one).
+    """
+    from ..packages.loading import (
+        load_matching_tensors,
+        load_state_dict_into,
+        read_state_dict,
+        resolve_package_dir,
+    )
+    path = source
+    if os.path.isdir(source):
+        package_dir = resolve_package_dir(source)
+        manifest = ModelManifest.load(package_dir)
+        if not manifest.weights_file:
+            _load_weights_from_package_onnx(network, package_dir, manifest, partial, log,
+                                            calibration_images)
+            return
+        path = os.path.join(source, manifest.weights_file)
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in read_state_dict(path).items()}
+    if partial:
+        counts = load_matching_tensors(network, state, path)
+        log(f'loaded {counts["loaded"]} tensors from {path}; {counts["kept"]} keep their '
+            f'initialisation, {counts["ignored"]} of the file matched nothing')
+    else:
+        load_state_dict_into(network, state, path)
+
+
+def _load_weights_from_package_onnx(network, package_dir: str, manifest: ModelManifest,
+                                    partial: bool, log, calibration_images) -> None:
+    from ..packages.onnx_weights import describe, load_weights_from_onnx, OnnxWeightsError
+    onnx_path = os.path.join(package_dir, manifest.onnx_file)
+    if calibration_images is None:
+        raise TrainingError(f'model package {package_dir} ships no weights file and no '
+                            'images were given to recover them from its ONNX graph')
+    images = calibration_images() if callable(calibration_images) else calibration_images
+    try:
+        result = load_weights_from_onnx(network, onnx_path, images)
+    except OnnxWeightsError as error:
+        raise TrainingError(str(error)) from None
+    if result.fresh_tensors and not partial:
+        raise TrainingError(
+            f'{onnx_path} gives weights to only part of the network ({result.fresh_tensors} '
+            'tensors would keep their initialisation): add --init-partial to start from it '
+            'anyway (after a head change)')
+    log(describe(result, onnx_path))

@@ -1,0 +1,251 @@
+"""The training loop: one for every registered architecture, semantic or panoptic.
+
+``train`` checks the configuration, builds the network, trains with AdamW and poly decay
+(``loss.panoptic_deeplab_loss``), validates every few epochs (``validation.validate``),
+writes the CSV log and a checkpoint after every epoch, and finally exports a model package
+whose manifest records the run (``relative_command_line`` for its command).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict
+import os
+import shlex
+import time
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+
+from ..data.synthetic import SYNTHETIC_VALIDATION_SEED
+from ..labels import cityscapes
+from ..tools.progress import ProgressBar
+from .checkpoints import load_checkpoint, load_initial_weights, save_checkpoint
+from .config import check_config, SYNTHETIC, TrainConfig, TrainingError
+from .device import resolve_device, use_bfloat16_autocast
+from .frames import FrameSource, TrainingSamples
+from .loss import panoptic_deeplab_loss
+from .validation import make_manifest, validate, ValidationResult
+
+#: Columns of ``training_log.csv`` (one row per epoch; validation columns where it ran).
+LOG_COLUMNS = ('epoch', 'iterations', 'lr', 'loss', 'semantic_loss', 'center_loss',
+               'offset_loss', 'val_miou', 'val_pq', 'val_pq_things', 'val_pq_stuff', 'seconds')
+
+
+def _write_log(path: str, rows: Sequence[Dict[str, Any]]) -> None:
+    """Write the whole log, one ``LOG_COLUMNS`` row per epoch, atomically to ``path``."""
+    import io
+
+    from ..packages.atomic import atomic_write_text
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction='ignore',
+                            lineterminator='\n')
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def relative_command_line(command_line: str, directory: str = '') -> str:
+    """``command_line`` with every absolute path below ``directory`` written relative to it.
+
+    A manifest keeps the command that trained it (``info.command``); absolute paths there
+    would record the layout of the machine it ran on. ``directory`` is the current directory
+    by default, the one the command was typed in, and not the run's output directory: a
+    command line has one base for its relative paths, the shell's current directory, so
+    written this way it runs again as recorded from the same place (for the zoo, the
+    repository root), and paths the user typed relative stay as typed. Absolute paths outside
+    ``directory`` are kept as given (a ``../..`` climb out of it is no more portable).
+    Both ``--option PATH`` and ``--option=PATH`` are rewritten; a line that is not valid
+    shell quoting is returned unchanged.
+
+    Example: in ``/home/me/ws``, ``--out /home/me/ws/runs/enet --init-weights=/data/x.pt``
+    becomes ``--out runs/enet --init-weights=/data/x.pt``.
+    """
+    base = os.path.abspath(directory or os.getcwd())
+    try:
+        words = shlex.split(command_line)
+    except ValueError:
+        return command_line
+
+    def relative(word: str) -> str:
+        option, equals, value = word.partition('=') if word.startswith('-') else ('', '', word)
+        if not os.path.isabs(value):
+            return word
+        path = os.path.normpath(value)
+        if os.path.commonpath([path, base]) != base:
+            return word
+        return option + equals + os.path.relpath(path, base)
+
+    return shlex.join(relative(word) for word in words)
+
+
+def train(config: TrainConfig, out_dir: str, resume: bool = False,
+          command_line: str = '', log=print) -> Tuple[str, ValidationResult]:
+    """Train, validate, checkpoint and finally export a model package to ``out_dir/model``.
+
+    Returns:
+        (model package directory, last validation result).
+    """
+    import torch
+
+    from ..export.onnx_export import export_model_package
+    from ..models import build_model
+    check_config(config, resume)
+    label_set = cityscapes()
+    device = resolve_device(config.device)
+    use_amp = use_bfloat16_autocast(config.mixed_precision, device)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % (2 ** 32))
+    os.makedirs(os.path.join(out_dir, 'checkpoints'), exist_ok=True)
+    checkpoint_path = os.path.join(out_dir, 'checkpoints', 'last.pt')
+    log_path = os.path.join(out_dir, 'training_log.csv')
+
+    network = build_model(config.model, num_classes=label_set.num_classes,
+                          panoptic=config.task == 'panoptic').to(device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    network = network.to(memory_format=layout)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    start_epoch, history = 0, []
+    if resume:
+        state = load_checkpoint(checkpoint_path)
+        saved = state['config']
+        for name in ('model', 'task', 'height', 'width'):
+            if saved.get(name) != getattr(config, name):
+                raise TrainingError(f'cannot resume {checkpoint_path}: it was trained with '
+                                    f'{name}={saved.get(name)!r}, not {getattr(config, name)!r}')
+        network.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        start_epoch = int(state['epoch']) + 1
+        history = list(state.get('history', []))
+        log(f'resumed from {checkpoint_path} after epoch {start_epoch}')
+
+    train_source = FrameSource(config.data, 'train', config.width, config.height, config.seed,
+                               config.train_frames, label_set)
+    val_source = FrameSource(config.data, 'val', config.width, config.height, config.seed,
+                             config.val_frames, label_set)
+    # Drawn or read once: validation runs every few epochs on the same held-out frames.
+    val_frames = [val_source[index] for index in range(len(val_source))]
+    if config.frame_cache:
+        train_source.materialize(config.frame_cache, config.workers, log)
+    samples = TrainingSamples(train_source, config, label_set)
+    manifest = make_manifest(config, label_set)
+    steps_per_epoch = max(1, len(samples) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    mean = torch.tensor([255.0 * m for m in manifest.mean], device=device).view(1, 3, 1, 1)
+    scale = torch.tensor([1.0 / (255.0 * s) for s in manifest.std], device=device)
+    scale = scale.view(1, 3, 1, 1)
+    if config.init_weights and not resume:
+        def calibration_images():
+            count = min(len(samples), max(config.batch_size, 8))
+            images = np.stack([samples[index]['image'] for index in range(count)])
+            return (torch.from_numpy(images).to(device).float() - mean) * scale
+
+        load_initial_weights(network, config.init_weights, config.init_partial, log,
+                             calibration_images)
+        log(f'initialised weights from {config.init_weights}')
+    log(f'training {config.model} ({config.task}) on {device}'
+        f'{" with bfloat16 autocast" if use_amp else ""}: {len(samples)} frames/epoch, '
+        f'{config.epochs} epochs, batch {config.batch_size}, {total_steps} iterations')
+
+    validation = None
+    validated_epochs = -1
+    run_started = time.monotonic()
+    epochs_done = start_epoch
+    for epoch in range(start_epoch, config.epochs):
+        samples.epoch = epoch
+        loader = torch.utils.data.DataLoader(
+            samples, batch_size=config.batch_size, shuffle=True, drop_last=True,
+            num_workers=config.workers, pin_memory=device == 'cuda',
+            generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
+            persistent_workers=False)
+        network.train()
+        started = time.monotonic()
+        bar = ProgressBar(steps_per_epoch, f'epoch {epoch + 1}/{config.epochs}')
+        sums: Dict[str, float] = {}
+        out_of_time = False
+        steps_done = 0
+        lr = optimizer.param_groups[0]['lr']
+        for step, batch in enumerate(loader):
+            iteration = epoch * steps_per_epoch + step
+            if (config.max_minutes > 0
+                    and time.monotonic() - run_started > 60.0 * config.max_minutes):
+                out_of_time = True  # stop mid-epoch: validation and export still follow
+                break
+            progress = iteration / max(total_steps, 1)
+            if config.max_minutes > 0:  # the poly decay follows whichever budget ends first
+                elapsed = (time.monotonic() - run_started) / (60.0 * config.max_minutes)
+                progress = max(progress, elapsed)
+            lr = config.lr * max(0.0, 1.0 - progress) ** 0.9
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            images = ((batch['image'].float() - mean) * scale).contiguous(memory_format=layout)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_amp):
+                outputs = network(images)
+            loss, parts = panoptic_deeplab_loss(outputs, batch, config, label_set.void_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + value
+            steps_done += 1
+            bar.update(step + 1, f'loss {sums["total"] / (step + 1):.4f}')
+        if steps_done:
+            bar.finish(f'loss {sums["total"] / steps_done:.4f}')
+        if out_of_time and steps_done == 0:  # the budget ran out at an epoch boundary
+            log(f'stopping after epoch {epoch}: --max-minutes {config.max_minutes} reached')
+            break
+        steps = max(1, steps_done)
+        row: Dict[str, Any] = {
+            'epoch': epoch + 1, 'iterations': epoch * steps_per_epoch + steps_done,
+            'lr': f'{lr:.6g}',
+            'loss': round(sums.get('total', 0.0) / steps, 5),
+            'semantic_loss': round(sums.get('semantic', 0.0) / steps, 5),
+            'center_loss': round(sums.get('center', 0.0) / steps, 6),
+            'offset_loss': round(sums.get('offset', 0.0) / steps, 5),
+            'seconds': round(time.monotonic() - started, 1)}
+        out_of_time = out_of_time or (
+            config.max_minutes > 0
+            and time.monotonic() - run_started > 60.0 * config.max_minutes)
+        last_epoch = epoch + 1 == config.epochs or out_of_time
+        if (epoch + 1) % max(1, config.val_every) == 0 or last_epoch:
+            validation = validate(network, manifest, val_frames, device)
+            validated_epochs = epoch + 1
+            row.update(val_miou=round(validation.miou, 4), val_pq=round(validation.pq, 4),
+                       val_pq_things=round(validation.pq_things, 4),
+                       val_pq_stuff=round(validation.pq_stuff, 4))
+            log(f'epoch {epoch + 1}: loss {row["loss"]}  val mIoU {validation.miou:.4f}  '
+                f'PQ {validation.pq:.4f} (things {validation.pq_things:.4f}, '
+                f'stuff {validation.pq_stuff:.4f})')
+        history.append(row)
+        _write_log(log_path, history)
+        save_checkpoint(checkpoint_path, {
+            'config': asdict(config), 'epoch': epoch, 'model': network.state_dict(),
+            'optimizer': optimizer.state_dict(), 'history': history})
+        epochs_done = epoch + 1
+        if out_of_time:
+            log(f'stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} reached')
+            break
+
+    if validation is None or validated_epochs != epochs_done:
+        validation = validate(network, manifest, val_frames, device)
+    network = network.float().cpu().to(memory_format=torch.contiguous_format)
+    manifest.info = {
+        'trained_by': 'seg-perception train',
+        'command': relative_command_line(command_line),
+        'data': config.data,
+        'epochs': epochs_done,
+        'train_frames_per_epoch': len(samples),
+        'validation_frames': validation.frames,
+        'validation_seed': SYNTHETIC_VALIDATION_SEED if config.data == SYNTHETIC else None,
+        'val_miou': round(validation.miou, 4),
+        'val_pq': round(validation.pq, 4),
+        'val_pq_things': round(validation.pq_things, 4),
+        'val_pq_stuff': round(validation.pq_stuff, 4),
+        'config': asdict(config),
+    }
+    package_dir = os.path.join(out_dir, 'model')
+    export_model_package(network, manifest, package_dir, fp16_weights=True)
+    log(f'exported model package to {package_dir}')
+    return package_dir, validation
