@@ -2,7 +2,7 @@
 
 A model package is a directory::
 
-    model.onnx        graph with fused post-processing (see ``export.py``)
+    model.onnx        graph with fused post-processing (see ``export.onnx_export``)
     manifest.yaml     this file's ``ModelManifest``
     weights.pt        optional torch state dict (needed only by the torch backend / training)
     MODEL_CARD.md     optional: how it was trained and how well it does

@@ -329,7 +329,7 @@ def make_header(typestore: Any, stamp_ns: int, frame_id: str) -> Any:
 
 
 def image_message(typestore: Any, array: np.ndarray, encoding: str, header: Any) -> Any:
-    """A rosbags ``sensor_msgs/Image`` of ``array`` (see ``image_codec.encode_image``)."""
+    """A rosbags ``sensor_msgs/Image`` of ``array`` (see ``images.raw.encode_image``)."""
     from ..images.raw import encode_image
     return encode_image(array, encoding, header=header,
                         image_msg_type=typestore.types[IMAGE_TYPE])

@@ -46,7 +46,7 @@ class InstanceHead(nn.Module):
     ``stride``, so they are in input pixels.
 
     There is no upsampling here. The fused post-processing reads the maps on its grouping
-    grid (``postprocess.heads_to_grid``), and training upsamples them to the targets'
+    grid (``postprocess.grid.heads_to_grid``), and training upsamples them to the targets'
     resolution (``upsample_instance_outputs``); resizing three channels to full resolution
     only to sample every fourth pixel was most of the panoptic overhead.
 

@@ -26,7 +26,7 @@ What the graph form adds:
   are int32.
 * Precision: the grouping distances are squared grid coordinates (up to ~1e5 on a 2048-wide
   network), which FP16 cannot hold: TensorRT builds keep the ``/postprocess/`` layers in
-  FP32 (``runtime.engine_builder.POSTPROCESS_LAYERS``).
+  FP32 (``runtime.engine_options.POSTPROCESS_LAYERS``).
 """
 
 from __future__ import annotations

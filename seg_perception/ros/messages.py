@@ -23,7 +23,7 @@ def detection_array(vision: Any, header: Any, boxes: List[DetectionBox]) -> Any:
     Args:
         vision: The ``vision_msgs.msg`` module.
         header: Copied to the array and every detection.
-        boxes: From ``result_outputs.detection_boxes``.
+        boxes: From ``pipeline.outputs.detection_boxes``.
     """
     array = vision.Detection2DArray(header=header)
     for box in boxes:

@@ -18,7 +18,7 @@ from .engine_cache import EngineKey
 BUILD_PRECISIONS = ('fp32', 'fp16', 'int8')
 DEFAULT_WORKSPACE_MB = 1024
 
-#: ONNX node-name prefix of the fused post-processing (``export.FusedSegmentationGraph``).
+#: ONNX node-name prefix of the fused post-processing (``export.graph.FusedSegmentationGraph``).
 #: Reduced-precision builds keep these layers in FP32: the grouping's squared grid
 #: distances reach ~1e5 (FP16 tops out at 65504 with ~30 units of resolution there), and
 #: the post-processing is a few percent of the engine's time.

@@ -31,7 +31,7 @@ def import_torch():
 
 
 class TorchBackend(Backend):
-    """Runs ``export.FusedSegmentationGraph`` on the package's torch weights.
+    """Runs ``export.graph.FusedSegmentationGraph`` on the package's torch weights.
 
     Args:
         manifest: The package's manifest.
