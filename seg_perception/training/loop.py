@@ -45,6 +45,18 @@ def _write_log(path: str, rows: Sequence[Dict[str, Any]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def relative_path(value: str, directory: str = '') -> str:
+    """An absolute path below ``directory`` (default: the current directory) made relative to
+    it; anything else returned as given (a ``../..`` climb out of it is no more portable)."""
+    if not isinstance(value, str) or not os.path.isabs(value):
+        return value
+    base = os.path.abspath(directory or os.getcwd())
+    path = os.path.normpath(value)
+    if os.path.commonpath([path, base]) != base:
+        return value
+    return os.path.relpath(path, base)
+
+
 def relative_command_line(command_line: str, directory: str = '') -> str:
     """``command_line`` with every absolute path below ``directory`` written relative to it.
 
@@ -54,14 +66,13 @@ def relative_command_line(command_line: str, directory: str = '') -> str:
     command line has one base for its relative paths, the shell's current directory, so
     written this way it runs again as recorded from the same place (for the zoo, the
     repository root), and paths the user typed relative stay as typed. Absolute paths outside
-    ``directory`` are kept as given (a ``../..`` climb out of it is no more portable).
-    Both ``--option PATH`` and ``--option=PATH`` are rewritten; a line that is not valid
-    shell quoting is returned unchanged.
+    ``directory`` are kept as given (``relative_path``). Both ``--option PATH`` and
+    ``--option=PATH`` are rewritten; a line that is not valid shell quoting is returned
+    unchanged.
 
     Example: in ``/home/me/ws``, ``--out /home/me/ws/runs/enet --init-weights=/data/x.pt``
     becomes ``--out runs/enet --init-weights=/data/x.pt``.
     """
-    base = os.path.abspath(directory or os.getcwd())
     try:
         words = shlex.split(command_line)
     except ValueError:
@@ -69,12 +80,7 @@ def relative_command_line(command_line: str, directory: str = '') -> str:
 
     def relative(word: str) -> str:
         option, equals, value = word.partition('=') if word.startswith('-') else ('', '', word)
-        if not os.path.isabs(value):
-            return word
-        path = os.path.normpath(value)
-        if os.path.commonpath([path, base]) != base:
-            return word
-        return option + equals + os.path.relpath(path, base)
+        return option + equals + relative_path(value, directory)
 
     return shlex.join(relative(word) for word in words)
 
@@ -243,7 +249,7 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         'val_pq': round(validation.pq, 4),
         'val_pq_things': round(validation.pq_things, 4),
         'val_pq_stuff': round(validation.pq_stuff, 4),
-        'config': asdict(config),
+        'config': {name: relative_path(value) for name, value in asdict(config).items()},
     }
     package_dir = os.path.join(out_dir, 'model')
     export_model_package(network, manifest, package_dir, fp16_weights=True)

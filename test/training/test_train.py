@@ -1,6 +1,7 @@
 """Training end to end at a tiny size: log, checkpoints, resume, export, bad input."""
 
 import csv
+import dataclasses
 import os
 
 import numpy as np
@@ -263,7 +264,10 @@ def test_the_manifest_records_the_command_without_absolute_paths(tmp_path, monke
     from seg_perception.manifest import ModelManifest
     monkeypatch.chdir(tmp_path)
     command = f'seg-perception train --model enet --out {tmp_path}/run'
-    package, _ = train(tiny_config(epochs=1, train_frames=2, val_frames=1), str(tmp_path / 'run'),
-                       command_line=command, log=lambda *_: None)
+    config = dataclasses.replace(tiny_config(epochs=1, train_frames=2, val_frames=1),
+                                 frame_cache=str(tmp_path / 'cache'))
+    package, _ = train(config, str(tmp_path / 'run'), command_line=command,
+                       log=lambda *_: None)
     info = ModelManifest.load(package).info
     assert info['command'] == 'seg-perception train --model enet --out run'
+    assert info['config']['frame_cache'] == 'cache'
