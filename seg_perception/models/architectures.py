@@ -3,4 +3,4 @@
 ``registry._ensure_loaded`` imports this module the first time the registry is queried.
 """
 
-from . import deeplab, enet, fcn, pspnet, unet  # noqa: F401
+from . import deeplab, enet, fcn, pspnet, pytorch_enet, torchvision_compat, unet  # noqa: F401
