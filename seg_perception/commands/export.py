@@ -19,7 +19,9 @@ def add_arguments(parser) -> None:
                              'initialised (useful only for speed tests)')
     parser.add_argument('--batch', type=int, default=1, help='static batch size (default: 1)')
     labels = parser.add_mutually_exclusive_group()
-    labels.add_argument('--labels', metavar='YAML', help='label set file (default: Cityscapes)')
+    labels.add_argument('--labels', metavar='NAME|YAML',
+                        help='label set: a built-in name (cityscapes, voc, camvid, ade20k) or '
+                        'a YAML file (default: cityscapes)')
     labels.add_argument('--num-classes', type=int, metavar='N',
                         help='generic label set class_0..class_N-1 (semantic only, no things)')
     parser.add_argument('--fp16-weights', action='store_true',
@@ -35,9 +37,9 @@ def add_arguments(parser) -> None:
 
 
 def _label_set(args):
-    from ..labels import cityscapes, LabelSet
+    from ..labels import cityscapes, LabelSet, load_label_set
     if args.labels:
-        return LabelSet.from_yaml(args.labels)
+        return load_label_set(args.labels)
     if args.num_classes is None:
         return cityscapes()
     if not 1 <= args.num_classes <= 254:
