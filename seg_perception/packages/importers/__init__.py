@@ -37,6 +37,9 @@ def staged_package(out_dir: str) -> Iterator[str]:
     os.makedirs(parent, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix='.' + os.path.basename(out_dir) + '.', dir=parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(scratch, 0o777 & ~umask)  # mkdtemp makes 0700; give what os.mkdir gives
         yield scratch
         if os.path.isdir(out_dir):
             os.rmdir(out_dir)
