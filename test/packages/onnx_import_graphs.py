@@ -147,3 +147,32 @@ def leftovers(out_dir: str) -> Sequence[str]:
     """What a failed import left: ``out_dir`` itself or scratch directories beside it."""
     parent, base = os.path.split(os.path.abspath(out_dir))
     return sorted(n for n in os.listdir(parent) if n == base or n.startswith('.' + base + '.'))
+
+
+def cast_graph(path: str, input_type: int, output_type: int, classes: int,
+               nhwc: bool = False, size: Tuple[int, int] = (48, 32)) -> str:
+    """An ``onnx.helper`` graph whose input and logits have other element types (uint8
+    pixels, float16...): [Transpose] -> Cast float -> Conv stride 2 -> Cast, opset 15."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+    width, height = size
+    rng = np.random.default_rng(3)
+    weights = numpy_helper.from_array(
+        rng.standard_normal((classes, 3, 3, 3)).astype(np.float32) * 0.05, 'weights')
+    nodes, current = [], 'pixels'
+    if nhwc:
+        nodes.append(helper.make_node('Transpose', [current], ['nchw'], perm=[0, 3, 1, 2]))
+        current = 'nchw'
+    nodes += [helper.make_node('Cast', [current], ['float'], to=TensorProto.FLOAT),
+              helper.make_node('Conv', ['float', 'weights'], ['conv'], pads=[1, 1, 1, 1],
+                               strides=[2, 2]),
+              helper.make_node('Cast', ['conv'], ['out'], to=output_type)]
+    shape = [1, height, width, 3] if nhwc else [1, 3, height, width]
+    graph = helper.make_graph(nodes, 'cast_graph',
+                              [helper.make_tensor_value_info('pixels', input_type, shape)],
+                              [helper.make_tensor_value_info('out', output_type, None)],
+                              initializer=[weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 15)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path

@@ -13,7 +13,9 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
+import onnx
 from onnx_import_graphs import (
+    cast_graph,
     export_dynamo,
     export_torchscript,
     leftovers,
@@ -156,6 +158,7 @@ def test_package_predicts_what_the_source_graph_predicts(case, tmp_path):
     assert manifest.info['flags'] == {} and manifest.info['resolved']['labels'] == labels_arg
     assert manifest.opset == 17 and manifest.task == 'semantic'
     assert manifest.info['source']['output_kind'] == case.kind
+    assert onnx.load(manifest.onnx_path(out_dir)).ir_version == 8  # as the project's exports
     assert check_tensorrt_compatibility(manifest.onnx_path(out_dir)) == []
     assert result.tensorrt_issues == []
 
@@ -190,6 +193,50 @@ def _record(case_id: str, agreement: float, equal: int, total: int) -> None:
     if path:
         with open(path, 'a', encoding='utf-8') as stream:
             stream.write(f'{case_id} {agreement:.6f} {equal}/{total}\n')
+
+
+@pytest.mark.parametrize('input_type, output_type, nhwc', [
+    ('UINT8', 'FLOAT', True), ('FLOAT16', 'FLOAT16', False), ('DOUBLE', 'DOUBLE', False)])
+def test_other_element_types(tmp_path, input_type, output_type, nhwc):
+    from onnx import helper, TensorProto
+    in_type, out_type = getattr(TensorProto, input_type), getattr(TensorProto, output_type)
+    source = cast_graph(str(tmp_path / 'source.onnx'), in_type, out_type, 11, nhwc=nhwc)
+    out_dir = str(tmp_path / 'package')
+    import_onnx(source, out_dir, _options('camvid', {}, None))
+    image = np.random.default_rng(5).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    with Segmenter.from_package(out_dir, backend='onnxruntime') as segmenter:
+        predicted = segmenter.segment(image).semantic
+    source_input = manual_input(image, layout='nhwc' if nhwc else 'nchw',
+                                dtype=helper.tensor_dtype_to_np_dtype(in_type))
+    reference, _ = reference_prediction(source, source_input, (32, 48))
+    assert len(np.unique(reference)) >= 3
+    agreement = float(np.mean(predicted == reference[0]))
+    _record(f'helper_{input_type.lower()}_in_{output_type.lower()}_out', agreement,
+            int(np.sum(predicted == reference[0])), reference[0].size)
+    assert agreement >= 0.995
+
+
+def test_opset_that_cannot_be_lowered_is_kept_and_reported(tmp_path):
+    class GeluNet(torch.nn.Module):  # opset 20's Gelu has no opset-17 form
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 11, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            return torch.nn.functional.gelu(self.conv(x))
+
+    source = export_torchscript(GeluNet(), str(tmp_path / 'gelu.onnx'),
+                                torch.rand(1, 3, 32, 48) * 255, 20)
+    out_dir = str(tmp_path / 'package')
+    result = import_onnx(source, out_dir, _options('camvid', {}, None))
+    assert result.manifest.opset == 20 and any('opset 20 kept' in x for x in result.lines)
+    assert any('opset 20 is outside' in issue for issue in result.tensorrt_issues)
+    assert any('Gelu' in issue for issue in result.tensorrt_issues)
+    image = np.random.default_rng(6).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    with Segmenter.from_package(out_dir, backend='onnxruntime') as segmenter:
+        predicted = segmenter.segment(image).semantic
+    reference, _ = reference_prediction(source, manual_input(image), (32, 48))
+    assert np.mean(predicted == reference[0]) >= 0.995
 
 
 def _bad_import(source: str, tmp_path, labels: str = 'camvid', out: str = 'package',
@@ -265,7 +312,6 @@ def test_mean_without_std(tmp_path):
 
 
 def test_external_data_is_read_and_recorded(tmp_path):
-    import onnx
     source = _small_source(tmp_path)
     model = onnx.load(source)
     external = str(tmp_path / 'external.onnx')
