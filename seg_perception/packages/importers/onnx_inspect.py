@@ -5,11 +5,10 @@
 * the image input (exactly one non-initializer input of rank 4): layout (NCHW when only axis
   1 has 3 entries, NHWC when only axis 3 has), height / width (static, or ``--input-size``),
   batch (static, or the package default) and element type (float32/16/64 or uint8);
-* after fixing that input to its static size, the shape of every output (ONNX shape
-  inference with data propagation; one ONNX Runtime run on zeros where inference leaves a
-  dimension open), and which one is the segmentation output: logits or probabilities
-  (B, C, h, w) / (B, h, w, C) at any stride, or a class-id map (B, H, W) / (B, 1, H, W) /
-  (B, H, W, 1) of any integer type.
+* given the static shape of every output at that size (``onnx_graph.output_signatures``),
+  which one is the segmentation output: logits or probabilities (B, C, h, w) / (B, h, w, C)
+  at any stride, or a class-id map (B, H, W) / (B, 1, H, W) / (B, H, W, 1) of any integer
+  type.
 
 Where the graph does not decide, ``ModelImportError`` says in one line which flag to set.
 """
