@@ -28,10 +28,10 @@ def add_arguments(parser) -> None:
                              'width dynamic')
     parser.add_argument('--layout', choices=('nchw', 'nhwc'),
                         help='input layout, when its shape does not tell')
-    parser.add_argument('--channel-order', choices=('rgb', 'bgr'), default='rgb',
-                        help='channel order the model was trained on (default: %(default)s)')
-    parser.add_argument('--input-range', choices=('0-255', '0-1'), default='0-255',
-                        help='pixel scale before normalisation (default: %(default)s)')
+    parser.add_argument('--channel-order', choices=('rgb', 'bgr'),
+                        help='channel order the model was trained on (default: rgb)')
+    parser.add_argument('--input-range', choices=('0-255', '0-1'),
+                        help='pixel scale before normalisation (default: 0-255)')
     parser.add_argument('--mean', type=float, nargs=3, metavar=('R', 'G', 'B'),
                         help='per-channel mean in RGB order on the --input-range scale '
                              '(torchvision: 0.485 0.456 0.406 with 0-1; mmsegmentation: '
@@ -51,11 +51,12 @@ def _options(args):
     from . import parse_width_height
     size = parse_width_height(args.input_size, '--input-size', '1024x512') \
         if args.input_size else None
+    # As given (None: not given); the manifest's ``resolved`` has the values used.
     flags = {'labels': args.labels, 'input_size': args.input_size, 'layout': args.layout,
              'channel_order': args.channel_order, 'input_range': args.input_range,
              'mean': args.mean, 'std': args.std, 'output': args.output, 'name': args.name}
     preprocessing = Preprocessing(
-        channel_order=args.channel_order, input_range=args.input_range,
+        channel_order=args.channel_order or 'rgb', input_range=args.input_range or '0-255',
         mean=tuple(args.mean) if args.mean else None, std=tuple(args.std) if args.std else None)
     return OnnxImportOptions(labels=load_label_set(args.labels), labels_name=args.labels,
                              input_size=size, layout=args.layout, preprocessing=preprocessing,

@@ -341,6 +341,8 @@ def test_command_line(tmp_path, capsys):
     assert manifest.name == 'tiny'
     assert manifest.info['flags']['mean'] == [0.485, 0.456, 0.406]
     assert manifest.info['flags']['channel_order'] == 'bgr'
+    assert manifest.info['flags']['layout'] is None  # not given: inferred
+    assert manifest.info['resolved']['layout'] == 'nchw'
     np.testing.assert_allclose(manifest.mean, (0.485, 0.456, 0.406))
     assert main(argv) == 2  # --out is no longer empty
     error = capsys.readouterr().err

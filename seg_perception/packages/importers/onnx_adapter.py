@@ -92,7 +92,9 @@ class Preprocessing:
             steps.append('NHWC')
         if facts.elem_type != 1:
             steps.append(type_name(facts.elem_type))
-        return 'preprocessing in the graph: ' + ' -> '.join(steps)
+        return ('preprocessing in the graph: ' + ' -> '.join(steps)
+                + ' (order, range and normalisation: the flags or their defaults; a graph '
+                'cannot tell)')
 
 
 def input_adapter(pre: Preprocessing, facts: InputFacts, opset: int):
