@@ -213,6 +213,9 @@ def test_wrapped_prefixed_and_old_checkpoints_import(checkpoint, tmp_path):
 
 
 def test_cli_imports_and_refuses_with_status_2(checkpoint, tmp_path, capsys):
+    from seg_perception.commands._import_torchvision import ARCH_CHOICES
+    from seg_perception.packages.importers.torchvision import architecture_choices
+    assert ARCH_CHOICES == architecture_choices() == ARCHITECTURES
     arch = 'lraspp_mobilenet_v3_large'
     out_dir = tmp_path / 'package'
     assert cli_main(['import', 'torchvision', checkpoint(arch), '--arch', arch, '--out',
