@@ -58,10 +58,16 @@ def add_arguments(parser) -> None:
                         help='train in channels-last (NHWC) memory layout: faster for some '
                         'networks on oneDNN CPUs and tensor-core GPUs (ENet steps 1.34x faster on '
                         'an AMX CPU); the exported package is the same')
-    parser.add_argument('--init-weights', default='', metavar='PATH',
-                        help='start from these weights: a .pt state dict, a checkpoint, or a '
-                        'model package / zoo model directory (fine-tuning; a package without '
-                        'weights.pt gives the weights of its ONNX graph)')
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument('--init-weights', default='', metavar='PATH',
+                       help='start from these weights: a .pt state dict, a checkpoint, or a '
+                       'model package / zoo model directory (fine-tuning; a package without '
+                       'weights.pt gives the weights of its ONNX graph)')
+    start.add_argument('--backbone-weights', default='', metavar='FILE',
+                       help="start the encoder from torchvision's ImageNet checkpoint FILE "
+                       '(resnet18-f37072fd.pth, resnet50-0676ba61.pth, '
+                       "mobilenet_v3_large-8738ca79.pth...) matching the model's backbone; "
+                       'decoder and heads start random')
     parser.add_argument('--init-partial', action='store_true',
                         help='with --init-weights: load only the tensors whose names and shapes '
                         'match (after a head change); at least half must match')
@@ -103,7 +109,8 @@ def main(args) -> int:
         min_scale=args.min_scale, max_scale=args.max_scale,
         class_balanced_crops=args.class_balanced_crops, mixed_precision=args.mixed_precision,
         max_minutes=args.max_minutes, init_weights=args.init_weights,
-        init_partial=args.init_partial, channels_last=args.channels_last,
+        init_partial=args.init_partial, backbone_weights=args.backbone_weights,
+        channels_last=args.channels_last,
         crop_height=crop_height, crop_width=crop_width,
         frame_cache='' if args.frame_cache is None else (
             args.frame_cache or os.path.join(args.out, 'frame_cache')))

@@ -2,7 +2,8 @@
 
 Checkpoints hold only tensors and plain numbers, so they load with ``weights_only=True``.
 Initial weights come from a ``.pt`` state dict, a checkpoint or a model package directory
-(its weights file, or the weights of its ONNX graph).
+(its weights file, or the weights of its ONNX graph); backbone weights from torchvision's
+ImageNet classification checkpoints (``models.pretrained``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,35 @@ def load_initial_weights(network, source: str, partial: bool = False, log=print,
             f'initialisation, {counts["ignored"]} of the file matched nothing')
     else:
         load_state_dict_into(network, state, path)
+
+
+def load_backbone_weights(network, path: str, log=print) -> None:
+    """Load torchvision's ImageNet weights from ``path`` into ``network.encoder`` and log the
+    report (tensors loaded, encoder tensors not loaded, checkpoint keys dropped).
+
+    Raises:
+        TrainingError: The network has no such encoder, the file is unreadable, or it is
+            another architecture's (nothing is loaded then).
+    """
+    from ..models.pretrained import (
+        load_torchvision_backbone,
+        PretrainedWeightsError,
+        torchvision_arch,
+    )
+    from ..packages.loading import PackageError, read_state_dict
+    encoder = getattr(network, 'encoder', None)
+    try:
+        torchvision_arch(encoder)
+    except PretrainedWeightsError:
+        raise TrainingError(
+            f'{type(network).__name__} has no ResNet / MobileNetV3 encoder to load backbone '
+            'weights into (the deeplabv3*, fcn_* and pspnet_* models have one)') from None
+    try:
+        report = load_torchvision_backbone(encoder, read_state_dict(path), path)
+    except (PackageError, PretrainedWeightsError) as error:
+        raise TrainingError(' '.join(str(error).split())) from None
+    for line in report.lines():
+        log(line)
 
 
 def _load_weights_from_package_onnx(network, package_dir: str, manifest: ModelManifest,

@@ -51,6 +51,9 @@ class TrainConfig:
             package directory such as a zoo model) instead of random initialisation.
         init_partial: With ``init_weights``: load only the tensors whose names and shapes
             match (e.g. after a head change) and log how many; at least half must match.
+        backbone_weights: Start the encoder (ResNet-18 / ResNet-50 / MobileNetV3-Large) from
+            torchvision's ImageNet checkpoint in this file (``models.pretrained``); the
+            decoder and heads keep their random initialisation. Excludes ``init_weights``.
         max_minutes: Stop after the epoch during which this much time has passed, then
             validate and export as after the last epoch (0: no limit).
         channels_last: Train with weights and images in channels-last (NHWC) memory
@@ -89,6 +92,7 @@ class TrainConfig:
     max_minutes: float = 0.0
     init_weights: str = ''
     init_partial: bool = False
+    backbone_weights: str = ''
     channels_last: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
@@ -107,5 +111,10 @@ def check_config(config: TrainConfig, resume: bool) -> None:
                                 f'{spec.size_divisor}, which {config.model} needs')
     if config.data != SYNTHETIC and not os.path.isdir(config.data):
         raise TrainingError(f'data {config.data!r} is neither "synthetic" nor a directory')
+    if config.backbone_weights and config.init_weights:
+        raise TrainingError('backbone weights and initial weights exclude each other: the '
+                            'initial weights already give the encoder its values')
     if config.init_weights and not resume and not os.path.exists(config.init_weights):
         raise TrainingError(f'initial weights file {config.init_weights} does not exist')
+    if config.backbone_weights and not resume and not os.path.isfile(config.backbone_weights):
+        raise TrainingError(f'backbone weights file {config.backbone_weights} does not exist')

@@ -20,7 +20,12 @@ import numpy as np
 from ..data.synthetic import SYNTHETIC_VALIDATION_SEED
 from ..labels import cityscapes
 from ..tools.progress import ProgressBar
-from .checkpoints import load_checkpoint, load_initial_weights, save_checkpoint
+from .checkpoints import (
+    load_backbone_weights,
+    load_checkpoint,
+    load_initial_weights,
+    save_checkpoint,
+)
 from .config import check_config, SYNTHETIC, TrainConfig, TrainingError
 from .device import resolve_device, use_bfloat16_autocast
 from .frames import FrameSource, TrainingSamples
@@ -110,6 +115,8 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
                           panoptic=config.task == 'panoptic').to(device)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     network = network.to(memory_format=layout)
+    if config.backbone_weights and not resume:  # before any data is drawn: errors come first
+        load_backbone_weights(network, config.backbone_weights, log)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     start_epoch, history = 0, []
