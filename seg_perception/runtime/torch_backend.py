@@ -41,7 +41,8 @@ class TorchBackend(Backend):
         precision: ``fp32``, or ``fp16`` (CUDA only).
 
     Raises:
-        BackendUnavailable: torch or CUDA is missing, or fp16 on CPU.
+        BackendUnavailable: torch or CUDA is missing, fp16 on CPU, or the package's
+            architecture is not a torch network of this project (an imported ONNX graph).
         BackendError: The weights are missing or do not load into the manifest's
             architecture.
     """
@@ -60,6 +61,13 @@ class TorchBackend(Backend):
         torch = import_torch()
         if device == 'cuda' and not torch.cuda.is_available():
             raise BackendUnavailable('torch CUDA: no GPU visible to torch')
+        from ..models import get_model_spec, UnknownModelError
+        try:
+            get_model_spec(manifest.architecture)
+        except UnknownModelError:
+            raise BackendUnavailable(
+                f'torch backend: architecture {manifest.architecture!r} has no torch network '
+                'here (an imported ONNX graph runs on onnxruntime or tensorrt)') from None
         from ..export.graph import FusedSegmentationGraph
         from ..packages.loading import load_torch_network
 

@@ -347,3 +347,16 @@ def test_command_line(tmp_path, capsys):
     assert main(argv) == 2  # --out is no longer empty
     error = capsys.readouterr().err
     assert error.count('\n') == 1 and '--out' in error
+
+
+def test_torch_backend_declines_an_imported_graph_so_auto_moves_on(tmp_path):
+    from seg_perception.runtime.base import BackendUnavailable
+    from seg_perception.runtime.torch_backend import TorchBackend
+    from seg_perception.segmenter import Segmenter
+    axes = {'input': {1: 'channels', 2: 'height', 3: 'width'}}
+    result = import_onnx(_small_source(tmp_path, axes), str(tmp_path / 'package'),
+                         _options('camvid', {'layout': 'nchw'}, (48, 32)))
+    with pytest.raises(BackendUnavailable, match="architecture 'onnx' has no torch network"):
+        TorchBackend(result.manifest, str(tmp_path / 'package'))
+    with Segmenter.from_package(str(tmp_path / 'package'), backend='auto') as segmenter:
+        assert segmenter.backend.info.name == 'onnxruntime'
