@@ -29,10 +29,7 @@ def _source_module(name: str):
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest='source', metavar='SOURCE')
     for name in SOURCES:
-        try:
-            module = _source_module(name)
-        except ImportError:  # a source still being written, or its dependency missing
-            continue
+        module = _source_module(name)
         source_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(source_parser)
         source_parser.set_defaults(_source_module=module)
