@@ -106,10 +106,11 @@ def expected_signature(manifest: ModelManifest) -> Dict[str, Tuple[int, List[int
 def validate_onnx(model_bytes: bytes, manifest: ModelManifest) -> bytes:
     """Check a serialised graph against ONNX and the manifest contract; return the bytes.
 
-    Runs ``onnx.checker`` and strict, type-checked shape inference, then compares graph input
-    and output names, element types and static shapes with the manifest. ``instance_score``
-    may have fewer than ``top_k`` columns when the grouping grid has fewer pixels (the
-    post-processing clamps K to the grid size).
+    Runs ``onnx.checker``, refuses initializers holding NaN or infinity
+    (``packages.graph_check``), runs strict, type-checked shape inference, then compares
+    graph input and output names, element types and static shapes with the manifest.
+    ``instance_score`` may have fewer than ``top_k`` columns when the grouping grid has fewer
+    pixels (the post-processing clamps K to the grid size).
 
     Raises:
         ExportError: naming the tensor and what differs.
@@ -124,6 +125,11 @@ def validate_onnx(model_bytes: bytes, manifest: ModelManifest) -> bytes:
             weightless_copy(model), check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise ExportError(f'exported graph is not valid ONNX: {error}') from None
+    from ..packages.graph_check import nonfinite_initializers
+    bad = nonfinite_initializers(model)
+    if bad:
+        raise ExportError(f'the graph weights are not finite: {len(bad)} initializers hold NaN '
+                          f'or infinity (first {bad[0]})')
     expected = expected_signature(manifest)
     actual_names = [v.name for v in inferred.graph.input] + [v.name for v in inferred.graph.output]
     wanted_names = list(manifest.input_names) + list(manifest.output_names)
@@ -170,6 +176,32 @@ def state_dict_bytes(network: nn.Module, fp16: bool = False) -> bytes:
     return buffer.getvalue()
 
 
+def check_finite_weights(network: nn.Module, fp16: bool = False) -> None:
+    """Refuse a network whose weights hold NaN or infinity (a diverged training run), or,
+    with ``fp16``, values beyond float16's range (they would be stored as infinity).
+
+    Raises:
+        ExportError: One line naming how many tensors are affected and the first of them.
+    """
+    state = network.state_dict()
+    bad = [name for name, value in state.items()
+           if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise ExportError(
+            f'the network weights are not finite: {len(bad)} of {len(state)} tensors hold NaN '
+            f'or infinity (first {bad[0]}); the training that made them diverged (lower its '
+            'learning rate); nothing was written')
+    if fp16:
+        limit = float(torch.finfo(torch.float16).max)
+        big = [name for name, value in state.items()
+               if value.is_floating_point() and value.numel()
+               and float(value.detach().abs().max()) > limit]
+        if big:
+            raise ExportError(
+                f'{len(big)} weight tensors exceed the float16 range (first {big[0]}); '
+                'store float32 weights instead; nothing was written')
+
+
 def export_model_package(network: nn.Module, manifest: ModelManifest, out_dir: str,
                          opset: int = DEFAULT_OPSET, fp16_weights: bool = False,
                          save_weights: bool = True) -> ModelManifest:
@@ -189,8 +221,10 @@ def export_model_package(network: nn.Module, manifest: ModelManifest, out_dir: s
         The manifest that was written to ``out_dir/manifest.yaml``.
 
     Raises:
-        ExportError: export failed or the graph breaks the contract; nothing was written.
+        ExportError: export failed, the weights are not finite (``check_finite_weights``) or
+            the graph breaks the contract; nothing was written.
     """
+    check_finite_weights(network, fp16_weights and save_weights)
     manifest = dataclasses.replace(
         manifest, onnx_file=ONNX_FILE, weights_file=WEIGHTS_FILE if save_weights else None,
         opset=opset, onnx_sha256=None, info=dict(manifest.info))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 from ..manifest import MANIFEST_FILE, ManifestError, ModelManifest
 
@@ -49,8 +49,9 @@ def load_model_package(path: str) -> Tuple[ModelManifest, str]:
 
     Raises:
         ManifestError: no/corrupt manifest (from ``ModelManifest.load``).
-        PackageError: the ONNX file is missing, the manifest has no checksum, or the file's
-            SHA-256 differs from the manifest's.
+        PackageError: the ONNX file is missing, the manifest has no checksum, the file's
+            SHA-256 differs from the manifest's, or (checked where the ``onnx`` package is
+            installed, ``graph_check``) its weights hold NaN or infinity.
     """
     package_dir = resolve_package_dir(path)
     manifest = ModelManifest.load(package_dir)
@@ -66,6 +67,8 @@ def load_model_package(path: str) -> Tuple[ModelManifest, str]:
         raise PackageError(
             f'{onnx_path}: {manifest.onnx_file} is corrupt or was modified: sha256 {actual} != '
             f'manifest {manifest.onnx_sha256}')
+    from .graph_check import check_graph_file
+    check_graph_file(onnx_path, manifest)
     return manifest, package_dir
 
 
@@ -98,8 +101,35 @@ def read_state_dict(path: str) -> Dict[str, Any]:
     return data
 
 
+def nonfinite_tensors(state: Dict[str, Any]) -> List[str]:
+    """Names of the floating-point tensors of ``state`` holding a NaN or an infinity."""
+    import torch
+    return [name for name, value in state.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())]
+
+
+def check_finite_state(state: Dict[str, Any], source: str) -> None:
+    """Refuse weights holding NaN or infinity (what a diverged training run leaves).
+
+    Raises:
+        PackageError: One line naming ``source``, how many tensors are affected and the
+            first of them.
+    """
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise PackageError(
+            f'weights {source} are not finite: {len(bad)} of {len(state)} tensors hold NaN or '
+            f'infinity (first {bad[0]}); the training that made them diverged')
+
+
 def load_state_dict_into(network, state: Dict[str, Any], source: str) -> None:
-    """``network.load_state_dict(state, strict=True)`` with an error naming what differs."""
+    """``network.load_state_dict(state, strict=True)`` with an error naming what differs.
+
+    Raises:
+        PackageError: The tensors do not fit the network, or hold NaN or infinity.
+    """
+    check_finite_state(state, source)
     own = network.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -133,8 +163,9 @@ def load_matching_tensors(network, state: Dict[str, Any], source: str) -> Dict[s
 
     Raises:
         PackageError: Fewer than half of the network's tensors match: the wrong
-            architecture, not a head change.
+            architecture, not a head change; or the tensors hold NaN or infinity.
     """
+    check_finite_state(state, source)
     own = network.state_dict()
     matching = {k: v for k, v in state.items()
                 if k in own and tuple(v.shape) == tuple(own[k].shape)}

@@ -9,10 +9,10 @@ ImageNet classification checkpoints (``models.pretrained``).
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 from ..manifest import ModelManifest
-from .config import TrainingError
+from .config import TrainConfig, TrainingError
 
 
 def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
@@ -36,6 +36,33 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     if not isinstance(state, dict) or not {'config', 'epoch', 'model'} <= set(state):
         raise TrainingError(f'checkpoint {path} lacks config/epoch/model entries')
     return state
+
+
+def resume_from_checkpoint(path: str, config: TrainConfig, network,
+                           optimizer) -> Tuple[int, List[Dict[str, Any]]]:
+    """Load the checkpoint ``path`` of a run into ``network`` and ``optimizer``.
+
+    Returns:
+        (the epoch to continue with, the log rows of the epochs done).
+
+    Raises:
+        TrainingError: The checkpoint is missing or corrupt, was trained with another
+            model, task or size, or holds NaN or infinite weights.
+    """
+    from ..packages.loading import check_finite_state, PackageError
+    state = load_checkpoint(path)
+    saved = state['config']
+    for name in ('model', 'task', 'height', 'width'):
+        if saved.get(name) != getattr(config, name):
+            raise TrainingError(f'cannot resume {path}: it was trained with '
+                                f'{name}={saved.get(name)!r}, not {getattr(config, name)!r}')
+    try:
+        check_finite_state(state['model'], path)
+    except PackageError as error:
+        raise TrainingError(f'cannot resume: {error}') from None
+    network.load_state_dict(state['model'])
+    optimizer.load_state_dict(state['optimizer'])
+    return int(state['epoch']) + 1, list(state.get('history', []))
 
 
 def load_initial_weights(network, source: str, partial: bool = False, log=print,

@@ -3,13 +3,16 @@
 ``train`` checks the configuration, builds the network, trains with AdamW and poly decay
 (``loss.panoptic_deeplab_loss``), validates every few epochs (``validation.validate``),
 writes the CSV log and a checkpoint after every epoch, and finally exports a model package
-whose manifest records the run (``relative_command_line`` for its command).
+whose manifest records the run (``relative_command_line`` for its command). A loss or weights
+that stop being finite end the run with ``TrainingError`` (the step and a hint); the last
+checkpoint then keeps the last finite epoch and nothing is exported.
 """
 
 from __future__ import annotations
 
 import csv
 from dataclasses import asdict
+import math
 import os
 import shlex
 import time
@@ -22,8 +25,8 @@ from ..labels import cityscapes
 from ..tools.progress import ProgressBar
 from .checkpoints import (
     load_backbone_weights,
-    load_checkpoint,
     load_initial_weights,
+    resume_from_checkpoint,
     save_checkpoint,
 )
 from .config import check_config, SYNTHETIC, TrainConfig, TrainingError
@@ -48,6 +51,17 @@ def _write_log(path: str, rows: Sequence[Dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
+
+
+def _diverged(what: str, epoch: int, step: int, config: TrainConfig, use_amp: bool,
+              checkpoint_path: str) -> TrainingError:
+    """The one-line error that stops a diverging run: where, a hint, and what is kept."""
+    hint = f'lower --lr (now {config.lr:g})'
+    if use_amp:
+        hint += ' or try --mixed-precision off'
+    kept = f'{checkpoint_path} keeps epoch {epoch}' if epoch > 0 else 'no checkpoint was written'
+    return TrainingError(f'training diverged: {what} at epoch {epoch + 1} step {step}; '
+                         f'{hint}; no model was exported, {kept}')
 
 
 def relative_path(value: str, directory: str = '') -> str:
@@ -121,16 +135,8 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
                                   weight_decay=config.weight_decay)
     start_epoch, history = 0, []
     if resume:
-        state = load_checkpoint(checkpoint_path)
-        saved = state['config']
-        for name in ('model', 'task', 'height', 'width'):
-            if saved.get(name) != getattr(config, name):
-                raise TrainingError(f'cannot resume {checkpoint_path}: it was trained with '
-                                    f'{name}={saved.get(name)!r}, not {getattr(config, name)!r}')
-        network.load_state_dict(state['model'])
-        optimizer.load_state_dict(state['optimizer'])
-        start_epoch = int(state['epoch']) + 1
-        history = list(state.get('history', []))
+        start_epoch, history = resume_from_checkpoint(checkpoint_path, config, network,
+                                                      optimizer)
         log(f'resumed from {checkpoint_path} after epoch {start_epoch}')
 
     train_source = FrameSource(config.data, 'train', config.width, config.height, config.seed,
@@ -197,6 +203,10 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_amp):
                 outputs = network(images)
             loss, parts = panoptic_deeplab_loss(outputs, batch, config, label_set.void_id)
+            if not math.isfinite(parts['total']):
+                bar.finish(f'loss {parts["total"]}')
+                raise _diverged(f'the loss is {parts["total"]}', epoch, step + 1, config,
+                                use_amp, checkpoint_path)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -209,6 +219,9 @@ def train(config: TrainConfig, out_dir: str, resume: bool = False,
         if out_of_time and steps_done == 0:  # the budget ran out at an epoch boundary
             log(f'stopping after epoch {epoch}: --max-minutes {config.max_minutes} reached')
             break
+        if not all(bool(torch.isfinite(value).all()) for value in network.parameters()):
+            raise _diverged('the weights hold NaN or infinity', epoch, steps_done, config,
+                            use_amp, checkpoint_path)
         steps = max(1, steps_done)
         row: Dict[str, Any] = {
             'epoch': epoch + 1, 'iterations': epoch * steps_per_epoch + steps_done,
