@@ -46,7 +46,8 @@ class TrainConfig:
             the full-size frames keep object scale and cut the cost per sample (CPU
             fine-tuning); validation and export stay at the network size.
         frame_cache: Directory into which the synthetic training frames are generated once
-            (memory-mapped) instead of being drawn again every epoch; empty: no cache.
+            (memory-mapped) instead of being drawn again every epoch, in a sub-directory
+            named by what made them (``frames.cache_key``); empty: no cache.
         init_weights: Start from these weights (a ``.pt`` state dict, a checkpoint or a model
             package directory such as a zoo model) instead of random initialisation.
         init_partial: With ``init_weights``: load only the tensors whose names and shapes

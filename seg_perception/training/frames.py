@@ -1,11 +1,20 @@
 """Training and validation frames: ``FrameSource`` (synthetic scenes or a Cityscapes-format
 folder), its on-disk frame cache, and ``TrainingSamples`` (augmented frames with
 Panoptic-DeepLab targets for a DataLoader).
+
+The frame cache directory holds one sub-directory per set of frames, named by what made
+them (``cache_key``: seed, count, size and the generator's fingerprint), so a run with
+another seed or size, or after the generator changed, never reads frames made for another.
+``complete.json`` is written last, after every frame was flushed; a directory without it
+(a killed generation) is regenerated, never trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import time
 from typing import Dict, Optional, Tuple
 
@@ -39,6 +48,47 @@ def _generate_into_cache(job: Tuple[str, int, int, int, int, int, int]) -> None:
         maps[2][index] = frame.instance
     for array in maps:
         array.flush()
+
+
+#: The file that marks a cache sub-directory complete; written after every frame.
+CACHE_COMPLETE_FILE = 'complete.json'
+
+
+def generator_fingerprint() -> str:
+    """12 hex digits identifying the synthetic generator: its source files and the numpy and
+    OpenCV versions that draw with it (any change may change the frames of a seed)."""
+    import cv2
+
+    from ..data import synthetic
+    digest = hashlib.sha256(f'numpy {np.__version__} opencv {cv2.__version__}'.encode())
+    folder = os.path.dirname(os.path.abspath(synthetic.__file__))
+    for name in sorted(os.listdir(folder)):
+        if name.endswith('.py'):
+            digest.update(name.encode())
+            with open(os.path.join(folder, name), 'rb') as stream:
+                digest.update(stream.read())
+    return digest.hexdigest()[:12]
+
+
+def cache_key(seed: int, count: int, width: int, height: int) -> Dict[str, object]:
+    """What made a set of cached frames; its sub-directory is named after it."""
+    return {'seed': seed, 'count': count, 'width': width, 'height': height,
+            'generator': generator_fingerprint()}
+
+
+def cache_subdirectory(directory: str, key: Dict[str, object]) -> str:
+    """``directory/seed<S>_n<N>_<W>x<H>_gen<G>``."""
+    return os.path.join(directory, f'seed{key["seed"]}_n{key["count"]}_{key["width"]}x'
+                                   f'{key["height"]}_gen{key["generator"]}')
+
+
+def cache_is_complete(directory: str, key: Dict[str, object]) -> bool:
+    """Whether ``directory`` holds a finished generation of exactly ``key``'s frames."""
+    try:
+        with open(os.path.join(directory, CACHE_COMPLETE_FILE), encoding='utf-8') as stream:
+            return json.load(stream) == key
+    except (OSError, ValueError):
+        return False
 
 
 def _open_cache(directory: str, count: int, height: int, width: int, mode: str):
@@ -82,16 +132,20 @@ class FrameSource:
             self.count = len(self._dataset) if count <= 0 else min(count, len(self._dataset))
 
     def materialize(self, directory: str, workers: int, log=print) -> None:
-        """Generate every synthetic frame once into memory-mapped ``.npy`` files."""
+        """Generate every synthetic frame once into memory-mapped ``.npy`` files in the
+        sub-directory of ``directory`` that ``cache_key`` names (module docstring)."""
         if self._generator is None:
             return
         import multiprocessing
-        os.makedirs(directory, exist_ok=True)
-        stamp = os.path.join(directory, 'complete.txt')
-        signature = f'{self.count} {self.width} {self.height} {self.seed}'
-        if os.path.isfile(stamp) and open(stamp).read() == signature:
+        key = cache_key(self.seed, self.count, self.width, self.height)
+        directory = cache_subdirectory(directory, key)
+        if cache_is_complete(directory, key):
             log(f'using frame cache {directory}')
         else:
+            if os.path.isdir(directory):  # an interrupted generation: start afresh
+                log(f'frame cache {directory} is incomplete; generating it again')
+                shutil.rmtree(directory)
+            os.makedirs(directory)
             started = time.monotonic()
             _open_cache(directory, self.count, self.height, self.width, 'w+')
             chunk = max(1, self.count // max(1, workers * 4))
@@ -108,7 +162,7 @@ class FrameSource:
                     bar.update(done + 1)
             bar.finish()
             from ..packages.atomic import atomic_write_text
-            atomic_write_text(stamp, signature)
+            atomic_write_text(os.path.join(directory, CACHE_COMPLETE_FILE), json.dumps(key))
             log(f'generated {self.count} frames in {time.monotonic() - started:.0f} s')
         self._cache_dir = directory
 
