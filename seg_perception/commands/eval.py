@@ -95,6 +95,9 @@ def main(args) -> int:
           + (f', {summary.output_bag}' if summary.output_bag else ''))
     if summary.read_error:
         print(f'seg-perception eval: warning: {summary.read_error}', file=sys.stderr)
+    bad_labels = _bad_label_warning(frames, summary.metrics.get('model', {}).get('name'))
+    if bad_labels:
+        print(f'seg-perception eval: warning: {bad_labels}', file=sys.stderr)
     if summary.interrupted:
         print('seg-perception eval: interrupted; results cover the frames evaluated so far',
               file=sys.stderr)
@@ -103,3 +106,16 @@ def main(args) -> int:
 
 def _pct(value) -> str:
     return 'n/a' if value is None else f'{value * 100:.1f}'
+
+
+def _bad_label_warning(frames, model_name) -> str:
+    """One line for frames skipped because their ground truth has ids outside the model's
+    label set (a bag labelled in another label set); empty when there were none."""
+    count = frames.get('skip_reasons', {}).get('bad label', 0)
+    if not count:
+        return ''
+    first = next((skip.get('detail', '') for skip in frames.get('skipped_frames', [])
+                  if skip.get('reason') == 'bad label'), '')
+    return (f'{count} of {frames["read"]} frames skipped for bad labels, e.g. {first}; the '
+            f'ground truth must use the label set of model {model_name} (or run with '
+            '--no-labels)')
