@@ -53,6 +53,8 @@ def tensorrt_available() -> Tuple[bool, str]:
     """Whether this machine can run the TensorRT backend, and why not (or what it has).
 
     Cheap: imports tensorrt and cuda-python and asks the driver for device 0, nothing more.
+    Never raises for a missing or broken driver (a Jetson container started without the
+    NVIDIA runtime): that is a reason, like a missing module.
     """
     try:
         trt = import_tensorrt()
@@ -61,14 +63,11 @@ def tensorrt_available() -> Tuple[bool, str]:
         return False, str(error)
     try:
         count = cuda_memory.device_count()
-    except BackendError as error:
+        gpu = cuda_memory.gpu_properties(0) if count > 0 else None
+    except RuntimeError as error:  # BackendError, or whatever cuda-python raises itself
         return False, f'CUDA driver not usable: {error}'
-    if count == 0:
+    if gpu is None:
         return False, 'no CUDA GPU found'
-    try:
-        gpu = cuda_memory.gpu_properties(0)
-    except BackendError as error:
-        return False, str(error)
     return True, f'TensorRT {trt.__version__} on {gpu.name} (sm {gpu.compute_capability_text})'
 
 

@@ -122,8 +122,8 @@ def check_gpu() -> Check:
         if cuda_memory.device_count() > 0:
             gpu = cuda_memory.gpu_properties(0)
             return Check('CUDA GPU', True, f'{gpu.name} (sm {gpu.compute_capability_text}, '
-                                           'via cuda-python)')
-    except Exception:  # noqa: BLE001 - fall through to the next probe
+                                           f'{gpu.multiprocessors} SMs, via cuda-python)')
+    except Exception:  # noqa: BLE001 - fall through to the next probe (cuda-python's own line)
         pass
     if shutil.which('nvidia-smi'):
         try:
@@ -139,6 +139,25 @@ def check_gpu() -> Check:
                                         'reach the GPU; pip install cuda-python')
     return Check('CUDA GPU', False, 'no NVIDIA GPU found (no torch CUDA, cuda-python or '
                                     'nvidia-smi)')
+
+
+def check_cuda_python() -> Check:
+    """cuda-python's version, its CUDA runtime and the driver's, and whether they work."""
+    from ..runtime import cuda_memory
+    from ..runtime.base import BackendUnavailable
+    try:
+        cuda_memory.load_cudart()
+    except BackendUnavailable as error:
+        return Check('cuda-python', False, f'{error} (needed by the TensorRT backend only)')
+    try:
+        driver, runtime = cuda_memory.cuda_versions()
+        count = cuda_memory.device_count()
+    except RuntimeError as error:  # CudaDriverUnavailable explains; anything else is a reason
+        return Check('cuda-python', False, str(error))
+    return Check('cuda-python', True,
+                 f'{cuda_memory.cuda_python_version()} (CUDA '
+                 f'{cuda_memory.version_text(runtime)} runtime, driver CUDA '
+                 f'{cuda_memory.version_text(driver)}), {count} GPU(s)')
 
 
 def jetson_release(path: str = JETSON_RELEASE_FILE) -> Optional[str]:
@@ -190,7 +209,7 @@ def describe_auto_choice() -> AutoChoice:
 
 def collect_checks() -> List[Check]:
     return [check_python(), check_numpy(), check_opencv(), check_ros(), check_gpu(),
-            check_tensorrt(), check_onnxruntime(), check_torch()]
+            check_cuda_python(), check_tensorrt(), check_onnxruntime(), check_torch()]
 
 
 def format_report(checks: List[Check], choice: AutoChoice) -> str:

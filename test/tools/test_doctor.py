@@ -17,8 +17,8 @@ from seg_perception.tools.doctor import (
     run_doctor,
 )
 
-EXPECTED_NAMES = ['Python', 'numpy', 'OpenCV', 'ROS 2 (rclpy)', 'CUDA GPU', 'TensorRT',
-                  'ONNX Runtime', 'PyTorch']
+EXPECTED_NAMES = ['Python', 'numpy', 'OpenCV', 'ROS 2 (rclpy)', 'CUDA GPU', 'cuda-python',
+                  'TensorRT', 'ONNX Runtime', 'PyTorch']
 
 
 @pytest.fixture(scope='module')
