@@ -24,11 +24,13 @@ Graph contract (the ONNX file and every backend):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+import math
 import numbers
 import os
+import re
 from typing import Any, Dict, Optional, Tuple
 
-from .labels import cityscapes, LabelSet
+from .labels import cityscapes, LabelSet, LabelSetError
 from .packages.atomic import atomic_write_text
 
 MANIFEST_FILE = 'manifest.yaml'
@@ -39,8 +41,33 @@ SEMANTIC_OUTPUTS = ('semantic', 'confidence')
 PANOPTIC_OUTPUTS = ('semantic', 'confidence', 'instance', 'panoptic', 'instance_score')
 
 
+#: Keys ``to_dict`` writes that are not fields: derived from the fields, checked on reading
+#: (``num_classes``: the label set's class count when the graph was made with it).
+DERIVED_KEYS = ('num_classes', 'outputs', 'inputs')
+_SHA256 = re.compile(r'^[0-9a-f]{64}$')
+
+
 class ManifestError(ValueError):
     """A model package or its manifest is missing, corrupt or inconsistent."""
+
+
+def _is_int(value: Any) -> bool:
+    """True for Python and numpy integers, false for booleans (``True == 1``), floats, text."""
+    return isinstance(value, numbers.Integral) and type(value).__name__ not in ('bool', 'bool_')
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and type(value).__name__ not in ('bool', 'bool_') \
+        and math.isfinite(value)
+
+
+def _check_file_name(name: str, value: Any, optional: bool = False) -> None:
+    """A file of the package: a relative path inside it (``None`` too when ``optional``)."""
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value or os.path.isabs(value) \
+            or '..' in value.replace('\\', '/').split('/'):
+        raise ManifestError(f'{name} must be a file name inside the package, got {value!r}')
 
 
 @dataclass
@@ -133,6 +160,7 @@ class ModelManifest:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.task not in TASK_CHOICES:
             raise ManifestError(f'task {self.task!r} is not one of {", ".join(TASK_CHOICES)}')
         if self.input_height <= 0 or self.input_width <= 0 or self.batch <= 0:
@@ -145,6 +173,47 @@ class ModelManifest:
         check_postprocess_types(self.postprocess)
         if type(self.flip_test).__name__ not in ('bool', 'bool_'):
             raise ManifestError(f'flip_test must be true or false, got {self.flip_test!r}')
+
+    def _check_types(self) -> None:
+        """Every field strictly typed; ``ManifestError`` names the first that is not."""
+        for name in ('name', 'architecture', 'task'):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ManifestError(f'{name} must be a non-empty string, got {value!r}')
+        for name in ('input_height', 'input_width', 'batch', 'label_divisor', 'opset',
+                     'format_version'):
+            if not _is_int(getattr(self, name)):
+                raise ManifestError(f'{name} must be an integer, got {getattr(self, name)!r}')
+        if self.label_divisor <= 0:
+            raise ManifestError(f'label_divisor must be positive, got {self.label_divisor}')
+        for name in ('mean', 'std'):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)) or len(value) != 3 \
+                    or not all(_is_real(v) for v in value):
+                raise ManifestError(f'{name} must be three finite numbers (R, G, B), got '
+                                    f'{value!r}')
+        if not all(v > 0 for v in self.std):
+            raise ManifestError(f'std must be positive, got {list(self.std)!r}')
+        if self.channel_order != 'RGB':
+            raise ManifestError(f'channel_order must be RGB (the graph contract), got '
+                                f'{self.channel_order!r}')
+        if not isinstance(self.architecture_kwargs, dict) \
+                or not all(isinstance(k, str) for k in self.architecture_kwargs):
+            raise ManifestError(f'architecture_kwargs must be a mapping of argument names, got '
+                                f'{self.architecture_kwargs!r}')
+        if not isinstance(self.label_set, LabelSet):
+            raise ManifestError(f'label_set must be a LabelSet, got {type(self.label_set)}')
+        if not isinstance(self.postprocess, PostprocessSettings):
+            raise ManifestError(f'postprocess must be PostprocessSettings, got '
+                                f'{type(self.postprocess)}')
+        _check_file_name('onnx_file', self.onnx_file)
+        _check_file_name('weights_file', self.weights_file, optional=True)
+        if self.onnx_sha256 is not None and (not isinstance(self.onnx_sha256, str)
+                                             or not _SHA256.match(self.onnx_sha256)):
+            raise ManifestError(f'onnx_sha256 must be 64 lower-case hex digits, got '
+                                f'{self.onnx_sha256!r}')
+        if not isinstance(self.info, dict):
+            raise ManifestError(f'info must be a mapping, got {self.info!r}')
 
     @property
     def is_panoptic(self) -> bool:
@@ -163,19 +232,30 @@ class ModelManifest:
         data['label_set'] = self.label_set.to_dict()
         data['mean'] = [float(v) for v in self.mean]
         data['std'] = [float(v) for v in self.std]
+        data['num_classes'] = self.label_set.num_classes
         data['outputs'] = list(self.output_names)
         data['inputs'] = list(self.input_names)
         return data
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any], source: str = '<dict>') -> 'ModelManifest':
+        """Build a manifest from the mapping of ``manifest.yaml``, strictly typed.
+
+        Raises:
+            ManifestError: One line naming ``source`` and the field (an unknown key, a
+                wrong type, or a label set whose class count differs from the recorded
+                ``num_classes``).
+        """
         if not isinstance(data, dict):
             raise ManifestError(f'{source}: manifest is not a mapping')
         data = dict(data)
-        data.pop('outputs', None)
-        data.pop('inputs', None)
+        derived = {key: data.pop(key) for key in DERIVED_KEYS if key in data}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(key) for key in data if key not in known)
+        if unknown:
+            raise ManifestError(f'{source}: unknown key {unknown[0]!r} in the manifest')
         version = data.get('format_version', FORMAT_VERSION)
-        if version != FORMAT_VERSION:
+        if not _is_int(version) or version != FORMAT_VERSION:
             raise ManifestError(
                 f'{source}: manifest format {version} is not supported '
                 f'(expected {FORMAT_VERSION})')
@@ -186,12 +266,29 @@ class ModelManifest:
         try:
             data['label_set'] = LabelSet.from_dict(data.get('label_set') or {}, source=source) \
                 if 'label_set' in data else cityscapes()
-            data['postprocess'] = PostprocessSettings(**(data.get('postprocess') or {}))
-            data['mean'] = tuple(float(v) for v in data.get('mean', (0.485, 0.456, 0.406)))
-            data['std'] = tuple(float(v) for v in data.get('std', (0.229, 0.224, 0.225)))
-            return cls(**data)
-        except TypeError as error:
-            raise ManifestError(f'{source}: malformed manifest: {error}') from None
+            postprocess = data.get('postprocess') or {}
+            if not isinstance(postprocess, dict):
+                raise ManifestError(f'postprocess must be a mapping, got {postprocess!r}')
+            unknown = sorted(str(key) for key in postprocess
+                             if key not in {f.name for f in fields(PostprocessSettings)})
+            if unknown:
+                raise ManifestError(f'unknown key {unknown[0]!r} in postprocess')
+            data['postprocess'] = PostprocessSettings(**postprocess)
+            for name in ('mean', 'std'):
+                if isinstance(data.get(name), list):
+                    data[name] = tuple(data[name])
+            manifest = cls(**data)
+        except LabelSetError as error:
+            raise ManifestError(str(error)) from None
+        except (ManifestError, TypeError) as error:
+            raise ManifestError(f'{source}: {error}') from None
+        recorded = derived.get('num_classes', manifest.label_set.num_classes)
+        if recorded != manifest.label_set.num_classes or not _is_int(recorded):
+            raise ManifestError(
+                f'{source}: label set {manifest.label_set.name!r} has '
+                f'{manifest.label_set.num_classes} classes but the graph was made for '
+                f'num_classes {recorded!r}; class names would be shifted')
+        return manifest
 
     def save(self, directory: str) -> str:
         """Write ``directory/manifest.yaml`` atomically; returns its path."""

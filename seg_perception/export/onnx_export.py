@@ -130,6 +130,11 @@ def validate_onnx(model_bytes: bytes, manifest: ModelManifest) -> bytes:
     if bad:
         raise ExportError(f'the graph weights are not finite: {len(bad)} initializers hold NaN '
                           f'or infinity (first {bad[0]})')
+    from ..packages.graph_check import graph_class_count
+    classes = graph_class_count(inferred, inferred=True)
+    if classes is not None and classes != manifest.label_set.num_classes:
+        raise ExportError(f'the graph decides among {classes} classes, the label set '
+                          f'{manifest.label_set.name!r} has {manifest.label_set.num_classes}')
     expected = expected_signature(manifest)
     actual_names = [v.name for v in inferred.graph.input] + [v.name for v in inferred.graph.output]
     wanted_names = list(manifest.input_names) + list(manifest.output_names)

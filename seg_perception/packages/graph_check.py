@@ -1,4 +1,5 @@
-"""Checks of a package's ONNX graph that its checksum cannot make: finite weights.
+"""Checks of a package's ONNX graph that its checksum cannot make: finite weights, and the
+number of classes the graph decides among against the manifest's label set.
 
 They need the ``onnx`` package: ``packages.loading.load_model_package`` runs them where it is
 installed (a robot with only onnxruntime or TensorRT skips them; ``seg-perception export``
@@ -7,9 +8,13 @@ and the importers, which always have it, refused such graphs before writing them
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from ..manifest import ModelManifest
+
+#: Operators between the class decision (ArgMax) and the ``semantic`` output that keep the
+#: class ids as they are.
+_PASS_THROUGH = ('Cast', 'Squeeze', 'Unsqueeze', 'Reshape', 'Identity', 'Flatten')
 
 
 def nonfinite_initializers(model) -> List[str]:
@@ -28,11 +33,51 @@ def nonfinite_initializers(model) -> List[str]:
     return bad
 
 
+def graph_class_count(model, inferred: bool = False) -> Optional[int]:
+    """The number of classes the graph's ``semantic`` output is chosen among.
+
+    The classifier's channel count is not an output of a fused graph; it is the size of the
+    class axis of the ArgMax that ``semantic`` comes from (through casts and reshapes), read
+    from ONNX shape inference (on a copy without weight data unless ``inferred``: ``model``
+    is then already shape-inferred).
+
+    Returns:
+        The count, or None when the graph decides otherwise (an imported graph that
+        outputs class ids) or the axis has no static size.
+    """
+    import onnx
+    producers = {output: node for node in model.graph.node for output in node.output}
+    name, node = 'semantic', producers.get('semantic')
+    while node is not None and node.op_type in _PASS_THROUGH and node.input:
+        name = node.input[0]
+        node = producers.get(name)
+    if node is None or node.op_type != 'ArgMax':
+        return None
+    axis = next((onnx.helper.get_attribute_value(a) for a in node.attribute
+                 if a.name == 'axis'), 0)
+    if not inferred:
+        from ..export.tensorrt_check import weightless_copy
+        try:
+            model = onnx.shape_inference.infer_shapes(weightless_copy(model))
+        except onnx.shape_inference.InferenceError:
+            return None
+    values = list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)
+    value = next((v for v in values if v.name == node.input[0]), None)
+    if value is None:
+        return None
+    dims = value.type.tensor_type.shape.dim
+    if not dims or not -len(dims) <= axis < len(dims):
+        return None
+    dim = dims[axis]
+    return dim.dim_value if dim.HasField('dim_value') and dim.dim_value > 0 else None
+
+
 def check_graph(model, manifest: ModelManifest, source: str) -> None:
-    """Refuse a loaded ONNX ``model`` whose weights are not finite.
+    """Refuse a loaded ONNX ``model`` whose weights are not finite, or whose class count
+    differs from the manifest's label set (names would be given to the wrong classes).
 
     Raises:
-        PackageError: One line naming ``source`` and the first offending initializer.
+        PackageError: One line naming ``source`` and what differs.
     """
     from .loading import PackageError
     bad = nonfinite_initializers(model)
@@ -40,6 +85,13 @@ def check_graph(model, manifest: ModelManifest, source: str) -> None:
         raise PackageError(
             f'{source}: the graph weights are not finite: {len(bad)} initializers hold NaN or '
             f'infinity (first {bad[0]}); the training that made them diverged')
+    classes = graph_class_count(model)
+    labels = manifest.label_set
+    if classes is not None and classes != labels.num_classes:
+        raise PackageError(
+            f"{source}: the graph decides among {classes} classes but the manifest's label "
+            f'set {labels.name!r} has {labels.num_classes}; it is not the label set this graph '
+            'was made with')
 
 
 def check_graph_file(onnx_path: str, manifest: ModelManifest) -> bool:

@@ -192,7 +192,8 @@ def load_torch_network(package_dir: str, manifest: ModelManifest, device='cpu'):
         The network (FP32, eval mode) on ``device``.
 
     Raises:
-        PackageError: a missing/corrupt/mismatched weights file, or no weights file and an
+        PackageError: a missing/corrupt/mismatched weights file (a classifier for another
+            number of classes than the label set's is named), or no weights file and an
             ONNX graph that does not hold all the network's weights.
         UnknownModelError: the manifest names an architecture that is not registered.
     """
@@ -203,8 +204,27 @@ def load_torch_network(package_dir: str, manifest: ModelManifest, device='cpu'):
         _load_weights_from_graph(network, package_dir, manifest)
         return network.to(device).eval()
     path = os.path.join(package_dir, manifest.weights_file)
-    load_state_dict_into(network, read_state_dict(path), path)
+    state = read_state_dict(path)
+    _check_class_count(network, state, manifest, path)
+    load_state_dict_into(network, state, path)
     return network.to(device).eval()
+
+
+def _check_class_count(network, state: Dict[str, Any], manifest: ModelManifest,
+                       path: str) -> None:
+    """Name a label set whose class count differs from the weights' classifier: the first
+    tensor whose leading dimension is the label set's class count in the network and
+    another number in the file."""
+    classes = manifest.label_set.num_classes
+    for name, own in network.state_dict().items():
+        theirs = state.get(name)
+        if theirs is not None and own.dim() and theirs.dim() == own.dim() \
+                and own.shape[0] == classes and theirs.shape[0] != classes \
+                and tuple(own.shape[1:]) == tuple(theirs.shape[1:]):
+            raise PackageError(
+                f"{path}: the weights' classifier {name} has {theirs.shape[0]} classes but the "
+                f"manifest's label set {manifest.label_set.name!r} has {classes}; it is not "
+                'the label set these weights were trained with')
 
 
 def _load_weights_from_graph(network, package_dir: str, manifest: ModelManifest) -> None:

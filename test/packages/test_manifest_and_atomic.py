@@ -57,7 +57,7 @@ def test_missing_and_corrupt_packages(tmp_path):
     (tmp_path / 'manifest.yaml').write_text(
         'name: x\narchitecture: enet\ntask: semantic\ninput_height: 8\ninput_width: 8\n'
         'bogus_field: 1\n')
-    with pytest.raises(ManifestError, match='malformed manifest'):
+    with pytest.raises(ManifestError, match="unknown key 'bogus_field'"):
         ModelManifest.load(str(tmp_path))
 
 
