@@ -16,7 +16,7 @@ This module does not import TensorRT: it is plain file and JSON handling.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 import datetime
 import hashlib
 import json
@@ -93,16 +93,36 @@ class EngineKey:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> 'EngineKey':
-        """Inverse of ``to_dict``; raises ``ValueError`` naming what is missing or wrong."""
+        """Inverse of ``to_dict``; raises ``ValueError`` naming the missing or wrong field.
+
+        Every field's JSON type is checked (a hand-edited or truncated sidecar must read as
+        "unusable", never reach the engine or raise ``TypeError``).
+        """
         if not isinstance(data, dict):
             raise ValueError(f'engine key is not a mapping but {type(data).__name__}')
         data = dict(data)
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f'engine key has unknown field(s) {", ".join(unknown)}')
+        for name, kind in _KEY_FIELD_TYPES.items():
+            if name in data:
+                _expect(data[name], kind, f'engine key field {name}')
         shapes = data.get('input_shapes')
-        if not isinstance(shapes, dict):
-            raise ValueError('engine key has no input_shapes mapping')
+        if not isinstance(shapes, dict) or not shapes or not all(
+                _is_int_list(shape) for shape in shapes.values()):
+            raise ValueError(f'engine key field input_shapes must map tensor names to lists '
+                             f'of integers, got {shapes!r}')
         data['input_shapes'] = tuple((name, tuple(shape)) for name, shape in shapes.items())
-        data['batch_profile'] = tuple(data.get('batch_profile', (1, 1, 1)))
-        data['fp32_layers'] = tuple(data.get('fp32_layers', ()))
+        profile = data.get('batch_profile', [1, 1, 1])
+        if not _is_int_list(profile) or len(profile) != 3:
+            raise ValueError(f'engine key field batch_profile must be [min, opt, max] '
+                             f'integers, got {profile!r}')
+        data['batch_profile'] = tuple(profile)
+        layers = data.get('fp32_layers', [])
+        if not isinstance(layers, list) or not all(isinstance(p, str) for p in layers):
+            raise ValueError(f'engine key field fp32_layers must be a list of strings, got '
+                             f'{layers!r}')
+        data['fp32_layers'] = tuple(layers)
         try:
             return cls(**data)
         except TypeError as error:
@@ -118,6 +138,24 @@ class EngineKey:
         mine, theirs = self.to_dict(), other.to_dict()
         return [f'{name}: engine built for {mine[name]!r}, wanted {theirs.get(name)!r}'
                 for name in sorted(mine) if mine[name] != theirs.get(name)]
+
+
+#: JSON type of the key's scalar fields (``True`` is not an integer here).
+_KEY_FIELD_TYPES = {'onnx_sha256': str, 'tensorrt_version': str, 'gpu_name': str,
+                    'compute_capability': str, 'precision': str, 'calibration_sha256': str,
+                    'strongly_typed': bool, 'format_version': int}
+_TYPE_WORDS = {str: 'a string', bool: 'true or false', int: 'an integer', dict: 'an object'}
+
+
+def _expect(value: Any, kind: type, what: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is of JSON type ``kind`` (bools are not ints)."""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f'{what} must be {_TYPE_WORDS[kind]}, got {value!r}')
+
+
+def _is_int_list(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 @dataclass(frozen=True)
@@ -178,13 +216,18 @@ def read_sidecar(engine_path: str) -> Sidecar:
     if missing:
         raise SidecarError(f'{path} lacks {", ".join(missing)}')
     try:
+        _expect(data['key_digest'], str, 'key_digest')
+        _expect(data['engine_sha256'], str, 'engine_sha256')
+        _expect(data['engine_bytes'], int, 'engine_bytes')
+        _expect(data.get('created', ''), str, 'created')
+        _expect(data.get('extra') or {}, dict, 'extra')
         key = EngineKey.from_dict(data['key'])
     except ValueError as error:
         raise SidecarError(f'{path}: {error}') from None
     if key.digest() != data['key_digest']:
         raise SidecarError(f'{path}: key digest does not match its key (edited or corrupt)')
-    return Sidecar(key=key, engine_sha256=str(data['engine_sha256']),
-                   engine_bytes=int(data['engine_bytes']), created=str(data.get('created', '')),
+    return Sidecar(key=key, engine_sha256=data['engine_sha256'],
+                   engine_bytes=data['engine_bytes'], created=data.get('created', ''),
                    extra=dict(data.get('extra') or {}))
 
 

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -144,6 +145,51 @@ def test_corrupt_sidecar_rebuilds_with_reason(tmp_path, content, expected):
     assert decision.action == 'build'
     assert 'sidecar unusable' in decision.reason and expected in decision.reason
     with pytest.raises(SidecarError, match=expected):
+        read_sidecar(engine)
+
+
+@pytest.mark.parametrize('where, field, value, expected', [
+    ('top', 'engine_bytes', 'abc', "engine_bytes must be an integer, got 'abc'"),
+    ('top', 'engine_bytes', True, 'engine_bytes must be an integer, got True'),
+    ('top', 'engine_sha256', None, 'engine_sha256 must be a string'),
+    ('top', 'key_digest', 5, 'key_digest must be a string'),
+    ('top', 'extra', 'notes', 'extra must be an object'),
+    ('top', 'created', 17, 'created must be a string'),
+    ('top', 'key', [1, 2], 'engine key is not a mapping but list'),
+    ('key', 'input_shapes', {'image': 5}, 'input_shapes must map tensor names to lists'),
+    ('key', 'input_shapes', {'image': ['1', 3]}, 'input_shapes must map tensor names to lists'),
+    ('key', 'input_shapes', [], 'input_shapes must map tensor names to lists'),
+    ('key', 'batch_profile', 'abc', 'batch_profile must be [min, opt, max] integers'),
+    ('key', 'batch_profile', [1, 2], 'batch_profile must be [min, opt, max] integers'),
+    ('key', 'fp32_layers', '/postprocess/', 'fp32_layers must be a list of strings'),
+    ('key', 'precision', 16, 'precision must be a string, got 16'),
+    ('key', 'precision', 'fp8', "engine precision 'fp8' is not one of"),
+    ('key', 'strongly_typed', 'false', "strongly_typed must be true or false, got 'false'"),
+    ('key', 'format_version', '1', "format_version must be an integer, got '1'"),
+    ('key', 'gpu_name', None, 'gpu_name must be a string'),
+    ('key', 'surprise', 1, 'unknown field(s) surprise'),
+    ('key', 'onnx_sha256', KeyError, 'missing 1 required positional argument'),
+])
+def test_malformed_sidecar_is_a_mismatch_not_a_crash(tmp_path, where, field, value, expected):
+    """Issue 26: a hand-edited sidecar rebuilds (or fails with the reason when builds are
+    off) instead of raising ValueError / TypeError at start-up."""
+    engine = str(tmp_path / 'model.engine')
+    write_engine(engine, ENGINE_BYTES, make_key())
+    data = json.loads(open(sidecar_path(engine)).read())
+    target = data if where == 'top' else data['key']
+    if value is KeyError:
+        del target[field]
+    else:
+        target[field] = value
+    with open(sidecar_path(engine), 'w') as stream:
+        json.dump(data, stream)
+    decision = decide(engine, make_key())
+    assert decision.action == 'build'
+    assert decision.reason.startswith('sidecar unusable: ') and expected in decision.reason
+    failed = decide(engine, make_key(), allow_build=False)
+    assert failed.action == 'fail' and expected in failed.reason
+    assert 'build-engine' in failed.reason and '\n' not in failed.reason
+    with pytest.raises(SidecarError, match=re.escape(expected)):
         read_sidecar(engine)
 
 
