@@ -6,9 +6,11 @@ message objects. ``BagWriter`` records messages built here (headers, images, cam
 copies raw ones. Every failure of the library (missing file, corrupt or truncated storage,
 unknown message type) is re-raised as :class:`BagError` naming the bag and the problem.
 
-Message types are those of one ROS 2 distribution's typestore (``humble`` .. ``kilted``);
-definitions stored in the bag itself are registered too, so bags with custom types open.
-``sensor_msgs`` Image, CompressedImage and CameraInfo are the same from Humble to Kilted.
+Message types are those of one ROS 2 distribution's typestore (``humble`` .. ``kilted``;
+default ``$ROS_DISTRO``, else Humble); definitions stored in the bag itself are registered
+too, so bags with custom types open. ``sensor_msgs`` Image, CompressedImage and CameraInfo
+are the same from Humble to Kilted. A written bag's ``metadata.yaml`` has the version that
+distribution's rosbag2 reads (see ``bags.metadata``): Humble's 5 by default.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .metadata import bag_format, default_distro, DISTRO_CHOICES, MetadataError, rewrite_metadata
+
 STORAGE_CHOICES = ('mcap', 'sqlite3')
-DISTRO_CHOICES = ('humble', 'iron', 'jazzy', 'kilted')
-DEFAULT_DISTRO = 'humble'
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -56,8 +58,9 @@ class BagMessage:
     raw: bytes
 
 
-def make_typestore(distro: str = DEFAULT_DISTRO) -> Any:
-    """The rosbags typestore of a ROS 2 distribution (``humble`` .. ``kilted``)."""
+def make_typestore(distro: Optional[str] = None) -> Any:
+    """The rosbags typestore of a distribution (None: ``default_distro()``)."""
+    distro = distro or default_distro()
     if distro not in DISTRO_CHOICES:
         raise BagError(f'ROS distribution {distro!r} is not one of {", ".join(DISTRO_CHOICES)}')
     from rosbags.typesys import get_typestore, Stores
@@ -98,7 +101,7 @@ class BagReader:
 
     Args:
         path: Bag directory or storage file.
-        distro: Typestore to deserialize with (see ``DISTRO_CHOICES``).
+        distro: Typestore to deserialize with (None: ``default_distro()``).
 
     Attributes:
         topics: Topic -> message type, sorted by topic.
@@ -108,7 +111,7 @@ class BagReader:
         BagError: the path does not exist, is not a bag, or its storage cannot be opened.
     """
 
-    def __init__(self, path: str, distro: str = DEFAULT_DISTRO) -> None:
+    def __init__(self, path: str, distro: Optional[str] = None) -> None:
         from rosbags.rosbag2 import Reader
         self.path = str(path)
         self.typestore = make_typestore(distro)
@@ -238,12 +241,14 @@ class BagWriter:
     Args:
         path: Bag directory to create (must not exist).
         storage: ``mcap`` or ``sqlite3``.
-        distro: Typestore used to serialize messages and describe their types.
+        distro: The ROS 2 distribution that will read the bag: its typestore serializes the
+            messages and describes their types, and ``metadata.yaml`` gets the version its
+            rosbag2 reads (Humble 5, Iron 7, Jazzy and Kilted 9). None: ``default_distro()``.
 
     Use as a context manager; ``close`` is idempotent and always leaves a readable bag.
     """
 
-    def __init__(self, path: str, storage: str = 'mcap', distro: str = DEFAULT_DISTRO) -> None:
+    def __init__(self, path: str, storage: str = 'mcap', distro: Optional[str] = None) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
         if storage not in STORAGE_CHOICES:
             raise BagError(f'storage {storage!r} is not one of {", ".join(STORAGE_CHOICES)}')
@@ -251,9 +256,15 @@ class BagWriter:
         if os.path.exists(self.path):
             raise BagError(f'output bag {self.path} exists already; remove it or choose '
                            'another path')
-        self.typestore = make_typestore(distro)
+        self.distro = distro or default_distro()
+        try:
+            self.format = bag_format(self.distro)
+        except MetadataError as error:
+            raise BagError(str(error)) from None
+        self.typestore = make_typestore(self.distro)
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-        self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+        self._writer = Writer(self.path, version=self.format.storage_version,
+                              storage_plugin=plugin)
         try:
             self._writer.open()
         except Exception as error:  # noqa: BLE001
@@ -274,20 +285,24 @@ class BagWriter:
         Args:
             topic: Topic name.
             msgtype: ROS type name.
-            source_connection: A reader's connection whose stored definition is copied
-                (for types the typestore lacks); None describes it from the typestore.
+            source_connection: A reader's connection whose offered QoS profiles are copied,
+                and its stored definition too for types the typestore lacks; None: no QoS
+                profiles (players use their default), the type from the typestore.
         """
         name = normalize_topic(topic)
         if name in self._connections:
             return
         kwargs: Dict[str, Any] = {'typestore': self.typestore}
+        qos = list(getattr(getattr(source_connection, 'ext', None), 'offered_qos_profiles',
+                           None) or [])
         if msgtype not in self.typestore.types and source_connection is not None \
                 and source_connection.msgdef is not None and source_connection.msgdef.data:
             kwargs = {'msgdef': source_connection.msgdef.data,
                       'rihs01': source_connection.digest or 'RIHS01_' + '0' * 64}
         elif msgtype not in self.typestore.types:
             raise BagError(f'cannot record {name}: unknown message type {msgtype}')
-        self._connections[name] = self._writer.add_connection(name, msgtype, **kwargs)
+        self._connections[name] = self._writer.add_connection(
+            name, msgtype, offered_qos_profiles=qos, **kwargs)
         self.counts[name] = 0
 
     def write(self, topic: str, timestamp_ns: int, message: Any) -> None:
@@ -312,9 +327,14 @@ class BagWriter:
             raise BagError(f'topic {name} was not declared with add_topic') from None
 
     def close(self) -> None:
+        """Finish the storage and write ``metadata.yaml`` in ``self.format``'s version."""
         if self._open:
             self._open = False
             self._writer.close()
+            try:
+                rewrite_metadata(self.path, self.format)
+            except MetadataError as error:
+                raise BagError(f'bag {self.path}: {error}') from None
 
 
 # --------------------------------------------------------------------------- messages

@@ -26,7 +26,6 @@ from .bag_io import (
     CAMERA_INFO_TYPE,
     compressed_image_message,
     COMPRESSED_IMAGE_TYPE,
-    DEFAULT_DISTRO,
     image_message,
     IMAGE_TYPE,
     make_header,
@@ -81,7 +80,7 @@ class SynthBagSummary:
 
 def write_synthetic_bag(path: str, frames: int, cameras: int = 1, storage: str = 'mcap',
                         width: int = 1024, height: int = 512, seed: int = 0, fps: float = 10.0,
-                        image_format: str = 'raw', distro: str = DEFAULT_DISTRO,
+                        image_format: str = 'raw', distro: Optional[str] = None,
                         cityscapes_dir: Optional[str] = None,
                         progress: Optional[Callable[[int, int], None]] = None
                         ) -> SynthBagSummary:
@@ -96,7 +95,8 @@ def write_synthetic_bag(path: str, frames: int, cameras: int = 1, storage: str =
         seed: Generator seed of camera 0 (camera k uses seed + k), 0..999999.
         fps: Frame rate setting the stamps (frame i at ``START_STAMP_NS + i / fps``).
         image_format: ``raw`` (rgb8 Image), ``jpeg`` or ``png`` (CompressedImage).
-        distro: Typestore of the recorded message definitions.
+        distro: The ROS 2 distribution that will read the bag (message definitions and
+            metadata.yaml version; None: ``bag_io.default_distro()``).
         cityscapes_dir: Also write the frames there in the Cityscapes layout (None: don't).
         progress: Called with (frames done, frames total) after each frame.
 

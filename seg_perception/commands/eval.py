@@ -8,7 +8,8 @@ HELP = 'evaluate a model on a rosbag or dataset folder: metrics.json, report, ou
 
 
 def add_arguments(parser) -> None:
-    from ..bags.bag_io import DEFAULT_DISTRO, DISTRO_CHOICES
+    from ..bags.bag_io import DISTRO_CHOICES
+    from ..bags.metadata import DISTRO_HELP
     from ..evaluation.config import REPORT_CHOICES
     from ..evaluation.output_bag import OUTPUT_CHOICES
     from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES, PRECISION_CHOICES
@@ -47,8 +48,9 @@ def add_arguments(parser) -> None:
                         help='report format (default md)')
     parser.add_argument('--max-frames', type=int, default=None, metavar='N',
                         help='stop after N images')
-    parser.add_argument('--distro', choices=DISTRO_CHOICES, default=DEFAULT_DISTRO,
-                        help=f'message typestore used to read the bag (default {DEFAULT_DISTRO})')
+    parser.add_argument('--distro', choices=DISTRO_CHOICES, default=None,
+                        help='ROS 2 distribution: message typestore used to read the bag, and '
+                        f'the metadata.yaml version of the output bag ({DISTRO_HELP})')
     parser.add_argument('--min-instance-area', type=int, default=0,
                         help='as the node parameter: drop smaller instances (network pixels)')
     parser.add_argument('--worst-frames', type=int, default=3,

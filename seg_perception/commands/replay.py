@@ -10,7 +10,8 @@ HELP = "publish a bag's topics over ROS 2 at recorded timing (ros2 bag play with
 
 
 def add_arguments(parser) -> None:
-    from ..bags.bag_io import DEFAULT_DISTRO, DISTRO_CHOICES
+    from ..bags.bag_io import DISTRO_CHOICES
+    from ..bags.metadata import DISTRO_HELP
     parser.add_argument('bag', help='bag directory, .mcap or .db3 file')
     parser.add_argument('--rate', type=float, default=1.0,
                         help='playback speed factor (default 1.0)')
@@ -19,8 +20,8 @@ def add_arguments(parser) -> None:
                         help='topics to publish (default all)')
     parser.add_argument('--delay', type=float, default=0.0, metavar='S',
                         help='seconds to wait after creating the publishers (default 0)')
-    parser.add_argument('--distro', choices=DISTRO_CHOICES, default=DEFAULT_DISTRO,
-                        help=f'typestore used to open the bag (default {DEFAULT_DISTRO})')
+    parser.add_argument('--distro', choices=DISTRO_CHOICES, default=None,
+                        help=f'typestore used to open the bag ({DISTRO_HELP})')
 
 
 def main(args) -> int:

@@ -9,7 +9,8 @@ HELP = 'record synthetic drives (images, camera_info, ground-truth labels) as a 
 
 
 def add_arguments(parser) -> None:
-    from ..bags.bag_io import DEFAULT_DISTRO, DISTRO_CHOICES, STORAGE_CHOICES
+    from ..bags.bag_io import DISTRO_CHOICES, STORAGE_CHOICES
+    from ..bags.metadata import DISTRO_HELP
     from ..bags.synthetic_bag import IMAGE_CHOICES
     parser.add_argument('--out', required=True, metavar='BAG', help='bag directory to create')
     parser.add_argument('--frames', required=True, type=int, metavar='N',
@@ -24,8 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--seed', type=int, default=0, help='seed of camera 0 (default 0)')
     parser.add_argument('--image-format', choices=IMAGE_CHOICES, default='raw',
                         help='raw rgb8 Image or jpeg/png CompressedImage (default raw)')
-    parser.add_argument('--distro', choices=DISTRO_CHOICES, default=DEFAULT_DISTRO,
-                        help=f'message definitions to record (default {DEFAULT_DISTRO})')
+    parser.add_argument('--distro', choices=DISTRO_CHOICES, default=None,
+                        help='ROS 2 distribution that will read the bag: message definitions '
+                        f'and metadata.yaml version ({DISTRO_HELP})')
     parser.add_argument('--cityscapes', metavar='DIR', default=None,
                         help='also write the same frames as a Cityscapes-format folder '
                         '(split val, city = camera name)')

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import os
 from typing import Optional, Sequence
 
-from ..bags.bag_io import DEFAULT_DISTRO
 from .output_bag import OUTPUT_CHOICES
 
 METRICS_FILE = 'metrics.json'
@@ -42,7 +41,8 @@ class EvalConfig:
         outputs: Segmentation outputs recorded in the output bag; empty = no output bag.
         report_format: ``md``, ``html`` or ``none``.
         max_frames: Stop after this many images (None = all).
-        distro: Typestore used to read the bag.
+        distro: ROS 2 distribution: the typestore that reads the bag, and the one whose
+            rosbag2 reads the output bag (None: ``bag_io.default_distro()``).
         min_instance_area, overlay_alpha: As the node's parameters of the same names.
         worst_frames: Lowest-mIoU frames shown in the report.
         progress: Draw a progress bar on stderr.
@@ -66,7 +66,7 @@ class EvalConfig:
     outputs: Sequence[str] = OUTPUT_CHOICES
     report_format: str = 'md'
     max_frames: Optional[int] = None
-    distro: str = DEFAULT_DISTRO
+    distro: Optional[str] = None
     min_instance_area: int = 0
     overlay_alpha: float = 0.5
     worst_frames: int = 3

@@ -250,7 +250,8 @@ class _Evaluation:
         try:
             if self.reader is not None and config.outputs:
                 bag_path = os.path.join(config.out_dir, OUTPUT_BAG_DIR)
-                self.output = OutputBag(bag_path, self.reader, self.streams, config.outputs)
+                self.output = OutputBag(bag_path, self.reader, self.streams, config.outputs,
+                                        distro=config.distro)
             progress = ProgressBar(self.total, 'eval', enabled=config.progress)
             decoded: queue.Queue = queue.Queue(maxsize=2 * config.workers + 2)
             finished: queue.Queue = queue.Queue(maxsize=4)

@@ -44,14 +44,17 @@ class OutputBag:
         streams: The evaluated cameras.
         outputs: Which segmentation outputs to record (names of ``OUTPUT_CHOICES``).
         storage: ``mcap`` (default) or ``sqlite3``.
+        distro: The ROS 2 distribution whose rosbag2 will read the bag: its message
+            definitions and metadata.yaml version (None: ``bag_io.default_distro()``).
     """
 
     def __init__(self, path: str, reader: BagReader, streams: Sequence[CameraStream],
-                 outputs: Sequence[str] = OUTPUT_CHOICES, storage: str = 'mcap') -> None:
+                 outputs: Sequence[str] = OUTPUT_CHOICES, storage: str = 'mcap',
+                 distro: Optional[str] = None) -> None:
         self.path = path
         self.outputs = tuple(outputs)
         self._reader = reader
-        self._writer = BagWriter(path, storage=storage, distro='humble')
+        self._writer = BagWriter(path, storage=storage, distro=distro)
         self._camera_info: Dict[str, Any] = {}
         self.frames = 0
         for stream in streams:

@@ -21,7 +21,6 @@ from ..bags.bag_io import (
     BagError,
     BagReader,
     CAMERA_INFO_TYPE,
-    DEFAULT_DISTRO,
     IMAGE_TYPES,
     normalize_topic,
 )
@@ -69,7 +68,7 @@ def _qos(msgtype: str) -> Any:
 
 def replay_bag(path: str, rate: float = 1.0, loop: bool = False,
                topics: Optional[Sequence[str]] = None, delay_s: float = 0.0,
-               distro: str = DEFAULT_DISTRO, context: Any = None,
+               distro: Optional[str] = None, context: Any = None,
                stop: Optional[threading.Event] = None,
                on_published: Optional[Callable[[str, int], None]] = None) -> ReplayStats:
     """Publish ``path``'s messages at their recorded pace until the end (or ``stop``).
@@ -81,7 +80,7 @@ def replay_bag(path: str, rate: float = 1.0, loop: bool = False,
         topics: Topics to publish (default all); a missing one raises ``BagError`` listing
             the bag's topics.
         delay_s: Wait this long after creating the publishers (lets subscribers match).
-        distro: Typestore used to open the bag.
+        distro: Typestore used to open the bag (None: ``bag_io.default_distro()``).
         context: An initialised rclpy Context (None: the default context, which must be
             initialised by the caller).
         stop: Set it to stop after the current message.
