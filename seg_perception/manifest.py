@@ -201,6 +201,10 @@ class ModelManifest:
                 or not all(isinstance(k, str) for k in self.architecture_kwargs):
             raise ManifestError(f'architecture_kwargs must be a mapping of argument names, got '
                                 f'{self.architecture_kwargs!r}')
+        for key in ('num_classes', 'panoptic'):
+            if key in self.architecture_kwargs:
+                raise ManifestError(f'architecture_kwargs may not set {key} (the label set and '
+                                    'task give it)')
         if not isinstance(self.label_set, LabelSet):
             raise ManifestError(f'label_set must be a LabelSet, got {type(self.label_set)}')
         if not isinstance(self.postprocess, PostprocessSettings):

@@ -192,14 +192,22 @@ def load_torch_network(package_dir: str, manifest: ModelManifest, device='cpu'):
         The network (FP32, eval mode) on ``device``.
 
     Raises:
-        PackageError: a missing/corrupt/mismatched weights file (a classifier for another
+        PackageError: ``architecture_kwargs`` the architecture's builder does not take, a
+            missing/corrupt/mismatched weights file (a classifier for another
             number of classes than the label set's is named), or no weights file and an
             ONNX graph that does not hold all the network's weights.
         UnknownModelError: the manifest names an architecture that is not registered.
     """
     from ..models import build_model
-    network = build_model(manifest.architecture, num_classes=manifest.label_set.num_classes,
-                          panoptic=manifest.is_panoptic, **dict(manifest.architecture_kwargs))
+    try:
+        network = build_model(manifest.architecture,
+                              num_classes=manifest.label_set.num_classes,
+                              panoptic=manifest.is_panoptic, **dict(manifest.architecture_kwargs))
+    except (TypeError, ValueError) as error:
+        raise PackageError(
+            f'model package {package_dir}: architecture_kwargs '
+            f'{dict(manifest.architecture_kwargs)!r} do not build {manifest.architecture}: '
+            f'{error}') from None
     if not manifest.weights_file:
         _load_weights_from_graph(network, package_dir, manifest)
         return network.to(device).eval()

@@ -44,7 +44,8 @@ class TorchBackend(Backend):
         BackendUnavailable: torch or CUDA is missing, fp16 on CPU, or the package's
             architecture is not a torch network of this project (an imported ONNX graph).
         BackendError: The weights are missing or do not load into the manifest's
-            architecture.
+            architecture, its ``architecture_kwargs`` do not fit the builder, or its
+            mean / std / settings do not make a graph.
     """
 
     def __init__(self, manifest: ModelManifest, package_dir: str, device: str = 'cpu',
@@ -76,13 +77,17 @@ class TorchBackend(Backend):
         self._device = torch.device('cuda:0' if device == 'cuda' else 'cpu')
         try:
             network = load_torch_network(package_dir, manifest, self._device)
-        except (OSError, RuntimeError, KeyError) as error:
+        except (OSError, RuntimeError, KeyError, ValueError) as error:
             raise BackendError(
                 f'cannot load the torch weights of package {package_dir}: {error}') from None
         if precision == 'fp16':
             # FusedSegmentationGraph follows the network's dtype and casts its heads back.
             network = network.half()
-        graph = FusedSegmentationGraph(network, manifest)
+        try:
+            graph = FusedSegmentationGraph(network, manifest)
+        except (RuntimeError, TypeError, ValueError) as error:  # a manifest changed after load
+            raise BackendError(f'cannot build the torch graph of package {package_dir} from its '
+                               f'manifest: {type(error).__name__}: {error}') from None
         self._graph = graph.to(self._device).eval()
         self._threshold = torch.zeros((1,), dtype=torch.float32, device=self._device)
         detail = torch.cuda.get_device_name(self._device) if device == 'cuda' else \
