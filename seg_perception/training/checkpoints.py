@@ -35,6 +35,10 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
                             f'{type(error).__name__}: {error}') from None
     if not isinstance(state, dict) or not {'config', 'epoch', 'model'} <= set(state):
         raise TrainingError(f'checkpoint {path} lacks config/epoch/model entries')
+    if not isinstance(state['config'], dict) or not isinstance(state['model'], dict) \
+            or isinstance(state['epoch'], bool) or not isinstance(state['epoch'], int):
+        raise TrainingError(f'checkpoint {path} is malformed: config and model must be '
+                            'mappings and epoch an integer')
     return state
 
 
@@ -47,7 +51,8 @@ def resume_from_checkpoint(path: str, config: TrainConfig, network,
 
     Raises:
         TrainingError: The checkpoint is missing or corrupt, was trained with another
-            model, task or size, or holds NaN or infinite weights.
+            model, task or size, holds NaN or infinite weights, or has no optimizer state
+            (then ``--init-weights`` starts from its weights with a fresh optimizer).
     """
     from ..packages.loading import check_finite_state, PackageError
     state = load_checkpoint(path)
@@ -56,13 +61,21 @@ def resume_from_checkpoint(path: str, config: TrainConfig, network,
         if saved.get(name) != getattr(config, name):
             raise TrainingError(f'cannot resume {path}: it was trained with '
                                 f'{name}={saved.get(name)!r}, not {getattr(config, name)!r}')
+    if not isinstance(state.get('optimizer'), dict):
+        raise TrainingError(
+            f'cannot resume {path}: it holds no optimizer state, so the run cannot continue '
+            f'where it stopped; start a new run from its weights with --init-weights {path}')
     try:
         check_finite_state(state['model'], path)
+        network.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
     except PackageError as error:
         raise TrainingError(f'cannot resume: {error}') from None
-    network.load_state_dict(state['model'])
-    optimizer.load_state_dict(state['optimizer'])
-    return int(state['epoch']) + 1, list(state.get('history', []))
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise TrainingError(f'cannot resume {path}: its weights or optimizer state do not fit '
+                            f'this network: {" ".join(str(error).split())[:300]}') from None
+    history = state.get('history', [])
+    return state['epoch'] + 1, list(history) if isinstance(history, list) else []
 
 
 def load_initial_weights(network, source: str, partial: bool = False, log=print,
