@@ -92,6 +92,7 @@ def build_serialized_network(onnx_path: str, manifest: ModelManifest, options: B
         raise BackendError(format_parser_errors(parser, onnx_path))
     config = builder.create_builder_config()
     _set_workspace(trt, config, options.workspace_mb)
+    _set_tf32(trt, config, options.tf32)
     _check_io(network, manifest, onnx_path)
     calibrator = None
     if strongly_typed:
@@ -232,6 +233,19 @@ def _set_workspace(trt: Any, config: Any, workspace_mb: int) -> None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, nbytes)
     else:  # TensorRT < 8.4
         config.max_workspace_size = nbytes
+
+
+def _set_tf32(trt: Any, config: Any, allow: bool) -> None:
+    """TF32 is on by default (Ampere and later, Orin included): it rounds FP32 inputs of
+    matrix products and convolutions to 10-bit mantissas, the very rounding the FP32 layers
+    exist to avoid. Cleared unless asked for; the key records the choice."""
+    flag = getattr(trt.BuilderFlag, 'TF32', None)
+    if flag is None:
+        return
+    if allow:
+        config.set_flag(flag)
+    else:
+        config.clear_flag(flag)
 
 
 def _check_io(network: Any, manifest: ModelManifest, onnx_path: str) -> None:

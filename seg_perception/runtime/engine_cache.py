@@ -27,7 +27,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..packages.atomic import atomic_open, atomic_write_text
 from ..packages.loading import file_sha256  # noqa: F401 (re-exported for the TensorRT backend)
 
-KEY_FORMAT_VERSION = 1
+#: 2: TF32 and the GPU's multiprocessor count and memory joined the key.
+KEY_FORMAT_VERSION = 2
 SIDECAR_SUFFIX = '.json'
 ENGINE_SUFFIX = '.engine'
 ENGINE_PRECISIONS = ('fp32', 'fp16', 'int8')
@@ -49,6 +50,9 @@ class EngineKey:
             across versions.
         gpu_name: CUDA device name (``Orin``, ``NVIDIA GeForce RTX 4090``).
         compute_capability: ``major.minor`` (``8.7`` on Orin).
+        gpu_multiprocessors: Streaming multiprocessor count. Every Orin module reports the
+            name ``Orin`` and 8.7; this tells an AGX Orin (16) from an Orin Nano (4 or 8).
+        gpu_memory_gib: Total GPU memory in whole GiB (Orin NX 8 GB from 16 GB).
         precision: ``fp32``, ``fp16`` or ``int8``.
         input_shapes: ``((name, (B, C, H, W)), ...)`` sorted by name: the shapes the engine
             runs at (for dynamic batch, the optimisation profile's ``opt`` shape).
@@ -56,7 +60,8 @@ class EngineKey:
         fp32_layers: Layer-name patterns kept in FP32 by precision constraints.
         calibration_sha256: Digest of the INT8 calibration image set ('' when not INT8).
         strongly_typed: Built as a strongly-typed network (TensorRT >= 11 or an FP16 ONNX).
-        format_version: Version of this key's layout.
+        tf32: TF32 allowed for FP32 layers (``BuilderFlag.TF32``; off in our builds).
+        format_version: Version of this key's layout (an older one is never loaded).
     """
 
     onnx_sha256: str
@@ -69,6 +74,9 @@ class EngineKey:
     fp32_layers: Tuple[str, ...] = ()
     calibration_sha256: str = ''
     strongly_typed: bool = False
+    gpu_multiprocessors: int = 0
+    gpu_memory_gib: int = 0
+    tf32: bool = False
     format_version: int = KEY_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -101,6 +109,10 @@ class EngineKey:
         if not isinstance(data, dict):
             raise ValueError(f'engine key is not a mapping but {type(data).__name__}')
         data = dict(data)
+        version = data.get('format_version', 1)
+        if version != KEY_FORMAT_VERSION:
+            raise ValueError(f'engine key format {version!r} (written by another '
+                             f'seg_perception version), this one reads {KEY_FORMAT_VERSION}')
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f'engine key has unknown field(s) {", ".join(unknown)}')
@@ -143,7 +155,8 @@ class EngineKey:
 #: JSON type of the key's scalar fields (``True`` is not an integer here).
 _KEY_FIELD_TYPES = {'onnx_sha256': str, 'tensorrt_version': str, 'gpu_name': str,
                     'compute_capability': str, 'precision': str, 'calibration_sha256': str,
-                    'strongly_typed': bool, 'format_version': int}
+                    'strongly_typed': bool, 'gpu_multiprocessors': int,
+                    'gpu_memory_gib': int, 'tf32': bool, 'format_version': int}
 _TYPE_WORDS = {str: 'a string', bool: 'true or false', int: 'an integer', dict: 'an object'}
 
 

@@ -64,6 +64,8 @@ class BuildOptions:
             rebuilds several times faster); None for none.
         batch_profile: ``(min, opt, max)`` batch for graphs exported with a dynamic batch
             axis; None = the manifest's static batch.
+        tf32: Allow TF32 in FP32 layers (faster on Ampere / Orin, 10-bit mantissa inputs).
+            Off: the layers kept in FP32 are FP32.
     """
 
     precision: str = 'fp16'
@@ -73,6 +75,7 @@ class BuildOptions:
     calib_max_images: int = 500
     timing_cache_path: Optional[str] = None
     batch_profile: Optional[Tuple[int, int, int]] = None
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in BUILD_PRECISIONS:
@@ -111,6 +114,8 @@ class Platform:
     gpu_name: str
     compute_capability: str
     strongly_typed: bool
+    multiprocessors: int = 0
+    memory_gib: int = 0
 
 
 def probe_platform(device: int = 0) -> Platform:
@@ -122,7 +127,7 @@ def probe_platform(device: int = 0) -> Platform:
         raise BackendUnavailable(f'CUDA device {device} does not exist')
     gpu = cuda_memory.gpu_properties(device)
     return Platform(str(trt.__version__), gpu.name, gpu.compute_capability_text,
-                    needs_strong_typing(trt))
+                    needs_strong_typing(trt), gpu.multiprocessors, gpu.memory_gib)
 
 
 def make_engine_key(manifest: ModelManifest, onnx_sha256: str, platform: Platform,
@@ -139,4 +144,5 @@ def make_engine_key(manifest: ModelManifest, onnx_sha256: str, platform: Platfor
         fp32_layers=options.fp32_patterns() if not platform.strongly_typed
         else options.fp32_layers,
         calibration_sha256=calibration_sha256 if options.precision == 'int8' else '',
-        strongly_typed=platform.strongly_typed)
+        strongly_typed=platform.strongly_typed, gpu_multiprocessors=platform.multiprocessors,
+        gpu_memory_gib=platform.memory_gib, tf32=bool(options.tf32))

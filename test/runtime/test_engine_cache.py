@@ -29,7 +29,8 @@ ENGINE_BYTES = b'fake serialized engine ' * 100
 def make_key(**changes) -> EngineKey:
     fields = dict(onnx_sha256='a' * 64, tensorrt_version='10.3.0', gpu_name='Orin',
                   compute_capability='8.7', precision='fp16',
-                  input_shapes=(('image', (1, 3, 64, 128)),), batch_profile=(1, 1, 1))
+                  input_shapes=(('image', (1, 3, 64, 128)),), batch_profile=(1, 1, 1),
+                  gpu_multiprocessors=8, gpu_memory_gib=7)
     fields.update(changes)
     return EngineKey(**fields)
 
@@ -46,7 +47,10 @@ FIELD_CHANGES = {
     'fp32_layers': ('/head/*',),
     'calibration_sha256': 'c' * 64,
     'strongly_typed': True,
-    'format_version': 2,
+    'gpu_multiprocessors': 16,
+    'gpu_memory_gib': 61,
+    'tf32': True,
+    'format_version': engine_cache.KEY_FORMAT_VERSION + 1,
 }
 
 
@@ -165,7 +169,9 @@ def test_corrupt_sidecar_rebuilds_with_reason(tmp_path, content, expected):
     ('key', 'precision', 16, 'precision must be a string, got 16'),
     ('key', 'precision', 'fp8', "engine precision 'fp8' is not one of"),
     ('key', 'strongly_typed', 'false', "strongly_typed must be true or false, got 'false'"),
-    ('key', 'format_version', '1', "format_version must be an integer, got '1'"),
+    ('key', 'format_version', '2', "engine key format '2' (written by another"),
+    ('key', 'format_version', 1, 'engine key format 1 (written by another seg_perception '
+                                 'version), this one reads 2'),
     ('key', 'gpu_name', None, 'gpu_name must be a string'),
     ('key', 'surprise', 1, 'unknown field(s) surprise'),
     ('key', 'onnx_sha256', KeyError, 'missing 1 required positional argument'),
