@@ -12,12 +12,18 @@ Camera k draws frames from ``SceneGenerator(seed=seed + k)``, so the cameras dif
 (seed, frame, camera) triple is always the same picture. Optionally the same frames are also
 written as a Cityscapes-format folder (city ``cam<k>``, split ``val``, frame
 ``<seed>_<index>``) so that folder and bag evaluations of one drive can be compared.
+
+A recording that fails (a full or read-only disk) removes its partial bag and raises
+``BagError``; the Cityscapes folder's runs stay marked incomplete (``data.completion``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+import os
+import shutil
+import sqlite3
+from typing import Any, Callable, Dict, List, Optional
 
 from .bag_io import (
     BagError,
@@ -101,7 +107,8 @@ def write_synthetic_bag(path: str, frames: int, cameras: int = 1, storage: str =
         progress: Called with (frames done, frames total) after each frame.
 
     Raises:
-        BagError: bad arguments or an existing output path.
+        BagError: bad arguments, an existing output path, or a failed write (the partial
+            bag is removed; the message names the path and the reason).
     """
     from ..data.synthetic.generator import SceneGenerator
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
@@ -124,37 +131,72 @@ def write_synthetic_bag(path: str, frames: int, cameras: int = 1, storage: str =
         raise BagError(f'bad image size {width}x{height}: {error}') from None
     topics = [camera_topics(k, image_format) for k in range(cameras)]
     stamps = [START_STAMP_NS + int(round(i * 1e9 / fps)) for i in range(frames)]
-    with BagWriter(path, storage=storage, distro=distro) as writer:
-        typestore = writer.typestore
-        for camera in topics:
-            writer.add_topic(camera.image,
-                             IMAGE_TYPE if image_format == 'raw' else COMPRESSED_IMAGE_TYPE)
-            writer.add_topic(camera.camera_info, CAMERA_INFO_TYPE)
-            writer.add_topic(camera.semantic, IMAGE_TYPE)
-            writer.add_topic(camera.panoptic, IMAGE_TYPE)
-        for index, stamp in enumerate(stamps):
-            for k, (camera, generator) in enumerate(zip(topics, generators)):
-                frame = generator.generate(index)
-                header = make_header(typestore, stamp, camera.frame_id)
-                if image_format == 'raw':
-                    image = image_message(typestore, frame.image, 'rgb8', header)
-                else:
-                    image = compressed_image_message(typestore, frame.image, image_format,
-                                                     header)
-                writer.write(camera.image, stamp, image)
-                writer.write(camera.camera_info, stamp, camera_info_message(
-                    typestore, header, (height, width), focal=1.1 * width,
-                    center=(width / 2.0, height / 2.0)))
-                writer.write(camera.semantic, stamp,
-                             image_message(typestore, frame.semantic, 'mono8', header))
-                writer.write(camera.panoptic, stamp,
-                             image_message(typestore, frame.panoptic, '32SC1', header))
-                if cityscapes_dir is not None:
-                    from ..data.cityscapes_writer import write_cityscapes_frame
-                    write_cityscapes_frame(cityscapes_dir, CITYSCAPES_SPLIT, camera.name,
-                                           f'{seed + k:06d}_{index:06d}', frame)
-            if progress is not None:
-                progress(index + 1, frames)
-        counts = dict(writer.counts)
+    from ..data.completion import begin_run, finish_run, WriteRun
+    runs = [WriteRun(CITYSCAPES_SPLIT, camera.name, seed + k, 0, frames)
+            for k, camera in enumerate(topics)] if cityscapes_dir is not None else []
+    writer = BagWriter(path, storage=storage, distro=distro)
+    try:
+        try:
+            for run in runs:
+                begin_run(cityscapes_dir, run)
+            _record(writer, topics, generators, stamps, image_format, (height, width),
+                    cityscapes_dir, seed, progress)
+        finally:
+            writer.close()  # on Ctrl-C too: what was recorded stays a readable bag
+    except (OSError, sqlite3.Error) as error:
+        shutil.rmtree(path, ignore_errors=True)
+        marked = any(os.path.isfile(run.marker(cityscapes_dir)) for run in runs)
+        raise BagError(f'{_reason(error)}; the partial bag {path} was removed'
+                       + (' and the Cityscapes folder stays marked incomplete' if marked
+                          else '')) from None
+    try:
+        for run in runs:
+            finish_run(cityscapes_dir, run)
+    except OSError as error:
+        raise BagError(f'{_reason(error)}; the bag {path} is complete but the Cityscapes '
+                       'folder stays marked incomplete') from None
     return SynthBagSummary(path=path, frames=frames, cameras=topics, stamps_ns=stamps,
-                           counts=counts)
+                           counts=dict(writer.counts))
+
+
+def _reason(error: Exception) -> str:
+    """``path: No space left on device`` for an OSError, the message for a sqlite3 error."""
+    where = getattr(error, 'filename', None)
+    reason = getattr(error, 'strerror', None) or str(error)
+    return f'{where}: {reason}' if where else reason
+
+
+def _record(writer: BagWriter, topics: List[CameraTopics], generators: List[Any],
+            stamps: List[int], image_format: str, size_hw, cityscapes_dir: Optional[str],
+            seed: int, progress: Optional[Callable[[int, int], None]]) -> None:
+    """Declare the topics and record every frame of every camera (module docstring)."""
+    height, width = size_hw
+    typestore = writer.typestore
+    for camera in topics:
+        writer.add_topic(camera.image,
+                         IMAGE_TYPE if image_format == 'raw' else COMPRESSED_IMAGE_TYPE)
+        writer.add_topic(camera.camera_info, CAMERA_INFO_TYPE)
+        writer.add_topic(camera.semantic, IMAGE_TYPE)
+        writer.add_topic(camera.panoptic, IMAGE_TYPE)
+    for index, stamp in enumerate(stamps):
+        for k, (camera, generator) in enumerate(zip(topics, generators)):
+            frame = generator.generate(index)
+            header = make_header(typestore, stamp, camera.frame_id)
+            if image_format == 'raw':
+                image = image_message(typestore, frame.image, 'rgb8', header)
+            else:
+                image = compressed_image_message(typestore, frame.image, image_format, header)
+            writer.write(camera.image, stamp, image)
+            writer.write(camera.camera_info, stamp, camera_info_message(
+                typestore, header, (height, width), focal=1.1 * width,
+                center=(width / 2.0, height / 2.0)))
+            writer.write(camera.semantic, stamp,
+                         image_message(typestore, frame.semantic, 'mono8', header))
+            writer.write(camera.panoptic, stamp,
+                         image_message(typestore, frame.panoptic, '32SC1', header))
+            if cityscapes_dir is not None:
+                from ..data.cityscapes_writer import write_cityscapes_frame
+                write_cityscapes_frame(cityscapes_dir, CITYSCAPES_SPLIT, camera.name,
+                                       f'{seed + k:06d}_{index:06d}', frame)
+        if progress is not None:
+            progress(index + 1, len(stamps))

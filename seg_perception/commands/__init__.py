@@ -12,3 +12,10 @@ def parse_width_height(text: str, flag: str, example: str) -> Tuple[int, int]:
     if not match:
         raise ValueError(f'{flag} {text!r} must be WIDTHxHEIGHT, e.g. {example}')
     return int(match.group(1)), int(match.group(2))
+
+
+def os_error_line(error: OSError) -> str:
+    """``[Errno 28] No space left on device: '/x'`` -> ``/x: No space left on device``: the
+    one line a command prints for a full, read-only or missing disk path."""
+    what = error.strerror or str(error)
+    return f'{error.filename}: {what}' if error.filename else what

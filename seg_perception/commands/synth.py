@@ -1,9 +1,15 @@
-"""``seg-perception synth``: write synthetic driving scenes in the Cityscapes folder layout."""
+"""``seg-perception synth``: write synthetic driving scenes in the Cityscapes folder layout.
+
+Each run is marked incomplete before its first frame and complete after its last
+(``data.completion``), so a killed run or a full disk leaves a split that readers refuse.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from typing import Iterator
 
 HELP = 'generate synthetic driving scenes with panoptic labels in the Cityscapes layout'
 
@@ -49,8 +55,8 @@ def _check(args) -> str:
 
 
 def main(args) -> int:
-    from ..data.cityscapes_writer import frame_paths, write_cityscapes_frame
-    from ..data.synthetic.generator import SceneGenerator
+    from ..data.cityscapes_writer import frame_paths
+    from . import os_error_line
     problem = _check(args)
     try:
         width, height = parse_size(args.size)
@@ -60,6 +66,33 @@ def main(args) -> int:
     if problem:
         print(f'seg-perception synth: error: {problem}', file=sys.stderr)
         return 2
+    from ..data.completion import WriteRun
+    run = WriteRun(args.split, args.city, args.seed, args.start, args.count)
+    written = 0
+    try:
+        for written in _write_frames(args, run, width, height):
+            pass
+    except OSError as error:
+        marker = run.marker(args.out)
+        kept = (f'{written} of {args.count} frames were written and {marker} marks the split '
+                'incomplete until the same command is run again' if os.path.isfile(marker)
+                else 'nothing was written')
+        newline = '\n' if sys.stderr.isatty() else ''
+        print(f'{newline}seg-perception synth: error: {os_error_line(error)}; {kept}',
+              file=sys.stderr)
+        return 1
+    print(f'wrote {args.count} frames ({width}x{height}) to {args.out} '
+          f'(leftImg8bit/{args.split}/{args.city}, gtFine/{args.split}/{args.city})')
+    return 0
+
+
+def _write_frames(args, run, width: int, height: int) -> Iterator[int]:
+    """Mark the run incomplete, write its frames (yielding how many are written after each),
+    then mark it complete; an OSError (full or read-only disk) leaves it incomplete."""
+    from ..data.cityscapes_writer import write_cityscapes_frame
+    from ..data.completion import begin_run, finish_run
+    from ..data.synthetic.generator import SceneGenerator
+    begin_run(args.out, run)
     generator = SceneGenerator(width=width, height=height, seed=args.seed)
     started = time.perf_counter()
     interactive = sys.stderr.isatty()
@@ -67,6 +100,7 @@ def main(args) -> int:
         frame = generator.generate(index)
         write_cityscapes_frame(args.out, args.split, args.city,
                                f'{args.seed:06d}_{index:06d}', frame)
+        yield number
         elapsed = time.perf_counter() - started
         if interactive or number == args.count or number % 50 == 0:
             line = (f'synth: {number}/{args.count} frames, {number / elapsed:.1f} frames/s, '
@@ -75,6 +109,4 @@ def main(args) -> int:
                   file=sys.stderr, flush=True)
     if interactive:
         print(file=sys.stderr)
-    print(f'wrote {args.count} frames ({width}x{height}) to {args.out} '
-          f'(leftImg8bit/{args.split}/{args.city}, gtFine/{args.split}/{args.city})')
-    return 0
+    finish_run(args.out, run)

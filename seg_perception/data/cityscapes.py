@@ -11,7 +11,8 @@ Label ids become train ids through a 256-entry lookup table (Cityscapes' by defa
 id that is neither mapped to a train id nor a known void id is an error, as is a missing
 counterpart file, a label of another size than its image, or an unreadable PNG: each raises
 ``DatasetError`` naming the file and the problem. With ``skip_bad=True`` bad frames are left
-out and listed in ``dataset.skipped`` instead; nothing is dropped silently.
+out and listed in ``dataset.skipped`` instead; nothing is dropped silently. A split that a
+``seg-perception synth`` run did not finish writing (``data.completion``) is refused whole.
 
 The dataset holds only paths and small tables, so it pickles into DataLoader workers; it does
 not import torch.
@@ -186,6 +187,13 @@ class CityscapesDataset:
     def _index(self) -> List[CityscapesFrame]:
         if not os.path.isdir(self.root):
             raise DatasetError(f'dataset folder {self.root} does not exist')
+        from .completion import incomplete_runs
+        pending = incomplete_runs(self.root, self.split)
+        if pending:
+            raise DatasetError(
+                f'{self.root}: split {self.split} is incomplete: a synth run writing it did not '
+                f'finish ({pending[0]}); run the same command again to finish it, or delete '
+                'the marker to use the frames it wrote')
         image_dir, label_dir = self._split_dir(IMAGE_DIR), self._split_dir(LABEL_DIR)
         for folder in (image_dir, label_dir):
             if not os.path.isdir(folder):
