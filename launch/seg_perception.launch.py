@@ -12,6 +12,10 @@ Arguments left empty keep the params file's value. ``cameras`` is comma-separate
 ``remappings`` is a ';'-separated list of ``from:=to`` pairs, so the node fits an existing
 camera driver's topic names. ``large_data`` loads config/fastdds_large_data.xml (start the
 camera driver with the same profile) so best-effort full-size images arrive.
+``use_rviz`` starts RViz with a config generated for the launched cameras
+(``seg_perception.tools.rviz_config``, written to a temporary file): their overlay, class and
+panoptic colour images, Fixed Frame ``rviz_fixed_frame`` (default
+``<first camera>_optical_frame``; set it to the cameras' frame_id).
 
 ``launch`` and ``launch_ros`` are imported inside ``generate_launch_description`` only, so
 the module-level tables below can be checked where they are not installed.
@@ -23,6 +27,7 @@ PACKAGE = 'seg_perception'
 EXECUTABLE = 'seg_perception_node'
 NODE_NAME = 'seg_perception'
 DEFAULT_PARAMS_FILE = 'enet_panoptic.yaml'
+#: The demo's RViz config (its cameras front and rear); launches generate their own.
 RVIZ_CONFIG = 'seg_perception.rviz'
 FASTDDS_PROFILE = 'fastdds_large_data.xml'
 
@@ -49,7 +54,9 @@ ARGUMENTS = {
     'output_resolution': ('', 'input or network (overrides the params file).'),
     'namespace': ('', 'Namespace of the node (and so of relative camera topics).'),
     'remappings': ('', "';'-separated from:=to topic remappings."),
-    'use_rviz': ('false', f'Start RViz with config/{RVIZ_CONFIG}.'),
+    'use_rviz': ('false', "Start RViz showing the launched cameras' outputs."),
+    'rviz_fixed_frame': ('', "RViz Fixed Frame: the cameras' frame_id (default "
+                             '<first camera>_optical_frame).'),
     'large_data': ('false', f'Use config/{FASTDDS_PROFILE} (best-effort full-size images).'),
     'log_level': ('info', 'Node log level.'),
 }
@@ -110,9 +117,30 @@ def _launch_setup(context, *args, **kwargs):
         arguments=['--ros-args', '--log-level', values['log_level']]))
     if _truthy(values['use_rviz']):
         actions.append(Node(package='rviz2', executable='rviz2', name='seg_perception_rviz',
-                            arguments=['-d', config_path(share, RVIZ_CONFIG)],
+                            arguments=['-d', rviz_config_file(params_file, values)],
                             output='log'))
     return actions
+
+
+def rviz_config_file(params_file: str, values: dict) -> str:
+    """Write the RViz config of the launched node (cameras, namespace, shown outputs from
+    the params file and the launch arguments) to a temporary file, removed at exit."""
+    import atexit
+
+    from seg_perception.tools.rviz_config import launch_view, node_parameters, write_rviz_config
+    parameters = {**node_parameters(params_file, NODE_NAME, values['namespace']),
+                  **parameter_overrides(values)}
+    path = write_rviz_config(launch_view(parameters, values['namespace'],
+                                         values['rviz_fixed_frame'],
+                                         parse_remappings(values['remappings'])))
+    atexit.register(_remove_quietly, path)
+    return path
+
+
+def _remove_quietly(path: str) -> None:
+    import contextlib
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def generate_launch_description():

@@ -123,6 +123,7 @@ def test_launch_description_with_stand_ins(monkeypatch):
         'cameras': 'front,rear', 'use_rviz': 'true', 'large_data': 'true',
         'remappings': 'front/image_raw:=/camera/front/image'})
     created = setup(context)
+    rviz_file = created[3].kwargs['arguments'][1]
     kinds = [type(a).__name__ for a in created]
     assert kinds == ['SetEnvironmentVariable', 'SetEnvironmentVariable', 'Node', 'Node']
     for env in created[:2]:
@@ -133,7 +134,35 @@ def test_launch_description_with_stand_ins(monkeypatch):
     assert os.path.isfile(params_file)
     assert overrides == {'cameras': ['front', 'rear']}
     assert node['remappings'] == [('front/image_raw', '/camera/front/image')]
-    assert os.path.isfile(created[3].kwargs['arguments'][1])
+    with open(rviz_file, 'r', encoding='utf-8') as stream:
+        rviz = yaml.safe_load(stream)['Visualization Manager']
+    assert [d['Topic']['Value'] for d in rviz['Displays']] == [
+        f'/{camera}/segmentation/{output}' for camera in ('front', 'rear')
+        for output in ('overlay', 'semantic_color', 'panoptic_color')]
+    assert rviz['Global Options']['Fixed Frame'] == 'front_optical_frame'
+
+
+def test_use_rviz_shows_the_launched_cameras_in_their_frame(monkeypatch):
+    """Default params file (camera ``camera``), a namespace, an output remapped, a frame."""
+    _stub_modules(monkeypatch)
+    module = load_launch_module()
+    setup = module.generate_launch_description().args[0][-1].kwargs['function']
+    configurations = {'use_rviz': 'true', 'namespace': 'robot',
+                      'remappings': 'camera/segmentation/overlay:=/viz/overlay'}
+    created = setup(types.SimpleNamespace(launch_configurations=configurations))
+    with open(created[-1].kwargs['arguments'][1], 'r', encoding='utf-8') as stream:
+        rviz = yaml.safe_load(stream)['Visualization Manager']
+    assert [d['Topic']['Value'] for d in rviz['Displays']] == [
+        '/viz/overlay', '/robot/camera/segmentation/semantic_color',
+        '/robot/camera/segmentation/panoptic_color']
+    assert rviz['Global Options']['Fixed Frame'] == 'camera_optical_frame'
+    configurations.update(rviz_fixed_frame='cam_link', cameras='/a')
+    created = setup(types.SimpleNamespace(launch_configurations=configurations))
+    with open(created[-1].kwargs['arguments'][1], 'r', encoding='utf-8') as stream:
+        rviz = yaml.safe_load(stream)['Visualization Manager']
+    assert rviz['Displays'][0]['Topic']['Value'] == '/a/segmentation/overlay'
+    assert rviz['Global Options']['Fixed Frame'] == 'cam_link'
+    assert 'rviz_fixed_frame' in module.ARGUMENTS
 
 
 @pytest.mark.parametrize('path', params_files(), ids=os.path.basename)
@@ -148,7 +177,7 @@ def test_params_files_set_only_declared_parameters_with_valid_values(path):
         pytest.fail(f'{path}: {error}')
 
 
-def test_rviz_config_shows_outputs_the_node_publishes():
+def test_demo_rviz_config_shows_outputs_the_node_publishes():
     with open(os.path.join(CONFIG_DIR, 'seg_perception.rviz'), 'r', encoding='utf-8') as stream:
         rviz = yaml.safe_load(stream)
     topics = [display['Topic']['Value'] for display in rviz['Visualization Manager']['Displays']]
