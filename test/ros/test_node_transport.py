@@ -1,8 +1,9 @@
-"""Best-effort full-size images between processes, with and without config's Fast DDS profile.
+"""Best-effort full-size images between processes with config's Fast DDS profile.
 
-On the default Fast DDS transports a best-effort 1024x512 rgb8 image (1.5 MB) never
-arrives; config/fastdds_large_data.xml (what the README and the launch file's
-``large_data:=true`` use) must make it arrive.
+On the default Fast DDS transports a best-effort 1024x512 rgb8 image (1.5 MB) is often
+lost: Kilted's delivered next to none of 50, Jazzy's 9-15 of 20. How many is the DDS
+version's business, so no test asserts a loss rate; config/fastdds_large_data.xml (what the
+README and the launch file's ``large_data:=true`` use) must make them arrive.
 """
 
 import os
@@ -52,9 +53,3 @@ def probe(profile, seconds, wanted=3):
 def test_profile_delivers_best_effort_full_size_images():
     assert probe(PROFILE, 20.0) >= 3
 
-
-@fast_dds_only
-def test_default_transport_loses_most_of_them():
-    """The reason the profile exists (and the node follows reliable publishers): of about
-    50 images sent in 5 s, next to none arrive."""
-    assert probe(None, 5.0, wanted=1000) <= 5
