@@ -18,7 +18,8 @@ def add_arguments(parser) -> None:
     parser.add_argument('--calib-images', metavar='DIR',
                         help='folder of PNG/JPEG frames for INT8 calibration')
     parser.add_argument('--fp32-layers', nargs='+', default=[], metavar='PATTERN',
-                        help='layer names (substring or fnmatch pattern) kept in FP32')
+                        help="layer names kept in FP32 (fnmatch pattern, or a substring), "
+                             "e.g. '/network/decoder*'; see docs/jetson.md")
     parser.add_argument('--force', action='store_true',
                         help='rebuild even if a matching cached engine exists')
     parser.add_argument('--engine', metavar='PATH',

@@ -8,7 +8,6 @@ TensorRT until a build starts. The settings, platform and cache key: :mod:`.engi
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import threading
 import time
@@ -24,6 +23,7 @@ from .engine_options import (
     POSTPROCESS_LAYERS,
     tensorrt_major,
 )
+from .layer_precision import keep_layers_in_fp32
 
 HEARTBEAT_SECONDS = 30.0
 STEP_LOG_SECONDS = 10.0
@@ -107,12 +107,13 @@ def build_serialized_network(onnx_path: str, manifest: ModelManifest, options: B
                                           '.int8.engine')
             config.int8_calibrator = calibrator
     patterns = () if strongly_typed else options.fp32_patterns()
-    matched = keep_layers_in_fp32(trt, network, patterns,
-                                  optional=(POSTPROCESS_LAYERS,)) if patterns else []
-    if matched:
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        progress(f'keeping {len(matched)} layer(s) in FP32: {", ".join(matched[:8])}'
-                 + (' ...' if len(matched) > 8 else ''))
+    matched: List[str] = []
+    if patterns:
+        pinning = keep_layers_in_fp32(trt, network, patterns, optional=(POSTPROCESS_LAYERS,))
+        matched = list(pinning.pinned)
+        if matched:
+            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+            progress(pinning.summary())
     profile = _optimization_profile(builder, network, options.profile_for(manifest))
     if profile is not None:
         config.add_optimization_profile(profile)
@@ -161,49 +162,6 @@ def format_parser_errors(parser: Any, onnx_path: str) -> str:
     return (f'TensorRT cannot parse {onnx_path}:\n' + '\n'.join(lines) +
             '\nCheck the graph with `seg-perception check-onnx` (opset 17, no MaxUnpool, '
             'Resize nearest/linear only, TopK with a constant K).')
-
-
-def keep_layers_in_fp32(trt: Any, network: Any, patterns: Tuple[str, ...],
-                        optional: Tuple[str, ...] = ()) -> List[str]:
-    """Constrain the floating-point layers whose names match ``patterns`` to FP32.
-
-    Returns:
-        The names of the constrained layers.
-
-    Raises:
-        BackendError: A pattern not in ``optional`` matches no floating-point layer (lists
-            some layer names).
-    """
-    float_types = (trt.float32, trt.float16)
-    matched: List[str] = []
-    hits = {pattern: 0 for pattern in patterns}
-    names = []
-    for index in range(network.num_layers):
-        layer = network.get_layer(index)
-        names.append(layer.name)
-        outputs = [i for i in range(layer.num_outputs)
-                   if layer.get_output(i).dtype in float_types]
-        chosen = [p for p in patterns if _layer_matches(layer.name, p)]
-        if not outputs or not chosen:
-            continue
-        for pattern in chosen:
-            hits[pattern] += 1
-        layer.precision = trt.float32
-        for output in outputs:
-            layer.set_output_type(output, trt.float32)
-        matched.append(layer.name)
-    missing = [p for p, count in hits.items() if count == 0 and p not in optional]
-    if missing:
-        shown = ', '.join(names[:15]) + (' ...' if len(names) > 15 else '')
-        raise BackendError(f'--fp32-layers pattern(s) {", ".join(missing)} match no '
-                           f'floating-point layer; layer names look like: {shown}')
-    return matched
-
-
-def _layer_matches(name: str, pattern: str) -> bool:
-    if any(c in pattern for c in '*?['):
-        return fnmatch.fnmatchcase(name, pattern)
-    return pattern in name
 
 
 def _call_or_none(obj: Any, method: str) -> Any:

@@ -8,6 +8,7 @@ real TensorRT can show (its own layer names, the built engine) is checked in
 """
 
 import os
+import re
 import sys
 
 import fake_cuda
@@ -21,8 +22,10 @@ from seg_perception.runtime.engine_cache import decide, write_engine
 from seg_perception.runtime.engine_options import (
     BuildOptions,
     make_engine_key,
+    POSTPROCESS_LAYERS,
     probe_platform,
 )
+from seg_perception.runtime.layer_precision import is_parser_helper, keep_layers_in_fp32
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ZOO = {name: os.path.join(ROOT, 'seg_perception', 'zoo', name)
@@ -36,6 +39,128 @@ def gpu(monkeypatch):
     trt = fake_tensorrt.make_module(cudart)
     monkeypatch.setitem(sys.modules, 'tensorrt', trt)
     return trt
+
+
+@pytest.fixture(scope='module')
+def zoo_networks():
+    """Parser-shaped networks of both zoo graphs, parsed once (read-only for the tests)."""
+    trt = fake_tensorrt.make_module()
+    networks = {}
+    for name, package in ZOO.items():
+        network = trt.Builder(trt.Logger()).create_network(0)
+        trt.OnnxParser(network, None).parse_from_file(os.path.join(package, 'model.onnx'))
+        networks[name] = network
+    return trt, networks
+
+
+def _layers(network):
+    return [network.get_layer(i) for i in range(network.num_layers)]
+
+
+def _reset(network):
+    for layer in _layers(network):
+        layer.reset_precision()
+        layer.output_types.clear()
+
+
+@pytest.mark.parametrize('name', sorted(ZOO))
+def test_postprocessing_pinning_follows_polygraphy(zoo_networks, name):
+    trt, networks = zoo_networks
+    network = networks[name]
+    _reset(network)
+    pinning = keep_layers_in_fp32(trt, network, (POSTPROCESS_LAYERS,))
+    pinned = set(pinning.pinned)
+    layers = _layers(network)
+    for layer in layers:
+        in_post = layer.name.startswith(POSTPROCESS_LAYERS)
+        if layer.name in pinned:
+            assert layer.precision is trt.float32 and layer.precision_is_set
+            assert set(layer.output_types.values()) == {trt.float32}
+            assert layer.type != trt.LayerType.CONSTANT, layer.name
+            assert all(layer.get_output(i).dtype in (trt.float32, trt.float16)
+                       and layer.get_output(i).is_execution_tensor
+                       for i in range(layer.num_outputs)), layer.name
+            assert in_post or is_parser_helper(layer.name), layer.name
+        else:
+            assert not layer.precision_is_set
+    # The grouping's matrix products (squared distances ~1e5) are the reason for the rule.
+    matmuls = [x.name for x in layers if x.type == trt.LayerType.MATRIX_MULTIPLY
+               and x.name.startswith(POSTPROCESS_LAYERS)]
+    assert matmuls and set(matmuls) <= pinned
+    # Constants and the TopK behind ArgMax / ArgMin (int32 indices) are left alone.
+    left = {x.name: x for x in layers if x.name in pinning.left}
+    assert any(x.type == trt.LayerType.CONSTANT for x in left.values())
+    assert any(x.type == trt.LayerType.TOPK for x in left.values())
+    # The parser's broadcast shuffles inside /postprocess/ are pinned with their nodes.
+    assert pinning.helpers and all(h.startswith('ONNXTRT_Broadcast') for h in pinning.helpers)
+    assert 'parser helpers' in pinning.summary() and matmuls[0] in pinning.summary()
+
+
+def _chain(trt):
+    """/network/conv -> ONNXTRT_a -> ONNXTRT_b -> /postprocess/Mul; ONNXTRT_c between
+    /network layers; ONNXTRT_d a cast to int32 behind /postprocess/Mul."""
+    from fake_tensorrt import Layer, Network, Tensor
+    network = Network(0)
+    tensors = {n: Tensor(n, trt.float32) for n in ('x', 'conv', 'a', 'b', 'mul', 'c', 'relu')}
+    tensors['d'] = Tensor('d', trt.int32)
+    for name, kind, inputs, output in (
+            ('/network/conv', 'CONVOLUTION', ['x'], 'conv'),
+            ('ONNXTRT_a', 'SHUFFLE', ['conv'], 'a'), ('ONNXTRT_b', 'SHUFFLE', ['a'], 'b'),
+            ('/postprocess/Mul', 'ELEMENTWISE', ['b'], 'mul'),
+            ('ONNXTRT_d', 'CAST', ['mul'], 'd'),
+            ('ONNXTRT_c', 'SHUFFLE', ['conv'], 'c'),
+            ('/network/relu', 'ACTIVATION', ['c'], 'relu')):
+        network.layers.append(Layer(trt, name, kind, [tensors[i] for i in inputs],
+                                    [tensors[output]]))
+    return network
+
+
+def test_parser_helpers_follow_their_neighbours_through_chains():
+    trt = fake_tensorrt.make_module()
+    pinning = keep_layers_in_fp32(trt, _chain(trt), ('/postprocess/',))
+    assert pinning.pinned == ('ONNXTRT_a', 'ONNXTRT_b', '/postprocess/Mul')
+    assert pinning.helpers == ('ONNXTRT_a', 'ONNXTRT_b') and pinning.left == ('ONNXTRT_d',)
+
+
+def test_patterns_matching_only_constants_or_nothing_fail_with_names(zoo_networks):
+    trt, networks = zoo_networks
+    network = networks['enet_panoptic']
+    with pytest.raises(BackendError, match=r'/postprocess/Constant_\* match no layer that can '
+                                           r'be kept in FP32 .* named like: /Sub'):
+        keep_layers_in_fp32(trt, network, ('/postprocess/Constant_*',))
+    with pytest.raises(BackendError, match=r'\*Softmax\*, /head/ match no layer'):
+        keep_layers_in_fp32(trt, network, ('*Softmax*', '/head/'))
+    _reset(network)
+    assert keep_layers_in_fp32(trt, network, ('*Softmax*',), optional=('*Softmax*',)).pinned == ()
+
+
+def documented_patterns():
+    """Every ``--fp32-layers`` pattern (and ``engine_fp32_layers`` value) the docs show."""
+    found = []
+    for name in ['README.md'] + [os.path.join('docs', f) for f in os.listdir(
+            os.path.join(ROOT, 'docs')) if f.endswith('.md')]:
+        text = open(os.path.join(ROOT, name), encoding='utf-8').read()
+        for arguments in re.findall(r"--fp32-layers((?:\s+'[^']*')+)", text):
+            found += [(name, p) for p in re.findall(r"'([^']*)'", arguments)]
+        for value in re.findall(r'engine_fp32_layers:=?\s*"?\'?([^"\'\n]+)', text):
+            found += [(name, p) for p in value.split()]
+    return found
+
+
+def test_docs_show_fp32_patterns():
+    assert len(documented_patterns()) >= 2
+
+
+@pytest.mark.parametrize('doc, pattern', documented_patterns())
+@pytest.mark.parametrize('model', sorted(ZOO))
+def test_every_documented_fp32_pattern_pins_layers_of_both_zoo_models(zoo_networks, doc,
+                                                                      pattern, model):
+    trt, networks = zoo_networks
+    network = networks[model]
+    _reset(network)
+    pinning = keep_layers_in_fp32(trt, network, (pattern,))
+    named = [name for name in pinning.pinned if not is_parser_helper(name)]
+    assert named and all(name.startswith('/network/') for name in named), (doc, pattern)
 
 
 def _fp16_build(trt, options=None, name='enet_panoptic'):

@@ -21,16 +21,19 @@ from seg_perception.runtime.calibration import (
     CalibrationError,
     list_calibration_images,
 )
-from seg_perception.runtime.engine_builder import _layer_matches
 from seg_perception.runtime.engine_options import (
     BuildOptions,
     make_engine_key,
+    needs_strong_typing,
     Platform,
     POSTPROCESS_LAYERS,
 )
+from seg_perception.runtime.layer_precision import keep_layers_in_fp32, layer_matches
 from seg_perception.runtime.tensorrt_backend import tensorrt_available, TensorRTBackend
 
 cv2 = pytest.importorskip('cv2')
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TRT_OK, TRT_REASON = tensorrt_available()
 needs_tensorrt = pytest.mark.skipif(not TRT_OK, reason=f'TensorRT unavailable: {TRT_REASON}')
@@ -156,8 +159,9 @@ def test_reduced_precision_builds_keep_the_postprocessing_in_fp32():
 
 
 def test_postprocessing_nodes_carry_the_fp32_prefix(tmp_path):
-    """TensorRT names layers after ONNX nodes: every grouping / argmax node must carry the
-    prefix the FP32 rule matches, and no network node may (they should run in FP16)."""
+    """Every grouping / argmax ONNX node carries the prefix the FP32 rule matches, and no
+    network node does. (That TensorRT's layers keep those names is checked on TensorRT's
+    own parser below, and on a parser-shaped network in test_engine_build.py.)"""
     onnx = pytest.importorskip('onnx')
     from seg_test_models import export_lively_package
     export_lively_package('enet', 'panoptic', 64, 128, str(tmp_path / 'pkg'))
@@ -178,7 +182,34 @@ def test_postprocessing_nodes_carry_the_fp32_prefix(tmp_path):
     ('/decoder/head/Conv', 'Conv_1', False),
 ])
 def test_fp32_layer_patterns(name, pattern, expected):
-    assert _layer_matches(name, pattern) is expected
+    assert layer_matches(name, pattern) is expected
+
+
+@pytest.mark.tensorrt
+@needs_tensorrt
+@pytest.mark.parametrize('name', ['enet_panoptic', 'deeplabv3plus_mobilenetv3_panoptic'])
+def test_tensorrt_parser_layers_get_the_fp32_rule(name):
+    """On TensorRT's own parser: its layer names carry the ONNX prefix, every grouping
+    MatMul is pinned, no constant, TopK or convolution is."""
+    import onnx
+    import tensorrt as trt
+
+    from seg_perception.runtime.engine_builder import _network_flags
+    if needs_strong_typing(trt):
+        pytest.skip(f'TensorRT {trt.__version__} has no layer precisions (strongly typed)')
+    path = os.path.join(ROOT, 'seg_perception', 'zoo', name, 'model.onnx')
+    logger = trt.Logger(trt.Logger.ERROR)
+    network = trt.Builder(logger).create_network(_network_flags(trt, False))
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse_from_file(path), [parser.get_error(i) for i in range(parser.num_errors)]
+    pinning = keep_layers_in_fp32(trt, network, (POSTPROCESS_LAYERS,))
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    onnx_matmuls = sum(node.op_type == 'MatMul' for node in onnx.load(path).graph.node)
+    matmuls = [x.name for x in layers if x.type == trt.LayerType.MATRIX_MULTIPLY]
+    assert len(matmuls) == onnx_matmuls and set(matmuls) <= set(pinning.pinned), matmuls
+    excluded = (trt.LayerType.CONSTANT, trt.LayerType.TOPK, trt.LayerType.CONVOLUTION)
+    assert not [x.name for x in layers if x.name in pinning.pinned and x.type in excluded]
+    print(pinning.summary())
 
 
 @pytest.mark.skipif(TRT_OK, reason='TensorRT is installed here')
