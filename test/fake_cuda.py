@@ -56,14 +56,16 @@ MAX_ALLOCATION = 1 << 34
 
 
 class FakeCudart(types.ModuleType):
-    """See the module docstring. ``calls`` logs ``(thread name, function, args)``."""
+    """See the module docstring. ``calls`` logs ``(thread name, current device, function,
+    args)``; ``per_device`` overrides properties of one device (``{1: {'name': b'x'}}``)."""
 
     cudaError_t = cudaError_t
     cudaMemcpyKind = cudaMemcpyKind
 
     def __init__(self, mode: str = 'ok', devices: int = 1, driver: int = 12060,
                  runtime: int = 12060, name: bytes = b'Orin', capability=(8, 7),
-                 memory: int = 7 << 30, multiprocessors: int = 8) -> None:
+                 memory: int = 7 << 30, multiprocessors: int = 8,
+                 per_device: Dict[int, dict] = None) -> None:
         super().__init__('cuda.bindings.runtime')
         assert mode in ('ok', 'raise', 'no_driver', 'old_driver')
         self.mode, self.devices, self.runtime = mode, devices, runtime
@@ -71,7 +73,8 @@ class FakeCudart(types.ModuleType):
         self.properties = types.SimpleNamespace(
             name=name + b'\0' * 8, major=capability[0], minor=capability[1],
             totalGlobalMem=memory, multiProcessorCount=multiprocessors)
-        self.calls: List[Tuple[str, str, tuple]] = []
+        self.per_device = per_device or {}
+        self.calls: List[Tuple[str, object, str, tuple]] = []
         self.device_memory: Dict[int, ctypes.Array] = {}
         self.host_memory: Dict[int, ctypes.Array] = {}
         self.streams: Dict[int, list] = {}
@@ -87,7 +90,8 @@ class FakeCudart(types.ModuleType):
 
     def _enter(self, function: str, args: tuple):
         with self._lock:
-            self.calls.append((threading.current_thread().name, function, args))
+            self.calls.append((threading.current_thread().name, self.current_device(),
+                               function, args))
         if self.mode == 'raise':
             if not self._dlopen_failed:
                 self._dlopen_failed = True
@@ -155,7 +159,8 @@ class FakeCudart(types.ModuleType):
             return failure, None
         if not 0 <= index < self.devices:
             return cudaError_t.cudaErrorInvalidDevice, None
-        return cudaError_t.cudaSuccess, self.properties
+        return cudaError_t.cudaSuccess, types.SimpleNamespace(
+            **{**vars(self.properties), **self.per_device.get(index, {})})
 
     def cudaMalloc(self, size):
         failure = self._enter('cudaMalloc', (size,))

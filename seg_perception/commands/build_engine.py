@@ -28,6 +28,8 @@ def add_arguments(parser) -> None:
     parser.add_argument('--onnx', metavar='PATH',
                         help="build from this ONNX instead of the package's (e.g. an "
                              'FP16-converted graph for TensorRT 11)')
+    parser.add_argument('--device', type=int, default=0, metavar='N',
+                        help='CUDA device to build on (default 0); the engine runs there only')
     parser.add_argument('--check', action='store_true',
                         help='only say whether the cached engine can be used; never build')
 
@@ -54,7 +56,7 @@ def main(args) -> int:
             manifest, args.model_dir, precision=args.precision, engine_path=args.engine,
             force_rebuild=args.force, build_only=True, workspace_mb=args.workspace,
             fp32_layers=tuple(args.fp32_layers), calib_images_dir=args.calib_images,
-            allow_build=not args.check, onnx_path=args.onnx)
+            allow_build=not args.check, onnx_path=args.onnx, device_index=args.device)
     except (ManifestError, BackendError, BackendUnavailable, ValueError, OSError) as error:
         print(f'build-engine: {error}', file=sys.stderr)
         return 1

@@ -32,7 +32,8 @@ Progress = Callable[[str], None]
 
 
 def build_engine(onnx_path: str, engine_path: str, key: EngineKey, manifest: ModelManifest,
-                 options: BuildOptions, progress: Progress = print) -> Sidecar:
+                 options: BuildOptions, progress: Progress = print,
+                 device_index: int = 0) -> Sidecar:
     """Build the engine for ``key`` from ``onnx_path`` and store it (+ sidecar) atomically.
 
     Args:
@@ -42,6 +43,7 @@ def build_engine(onnx_path: str, engine_path: str, key: EngineKey, manifest: Mod
         manifest: The package's manifest (input size, batch, task).
         options: Builder settings.
         progress: Receives progress lines (phases, elapsed time).
+        device_index: CUDA device to build (and calibrate) on: the one ``key`` describes.
 
     Returns:
         The sidecar written next to the engine.
@@ -64,7 +66,8 @@ def build_engine(onnx_path: str, engine_path: str, key: EngineKey, manifest: Mod
              f'{engine_path}. Tip: sudo jetson_clocks; add swap on 8 GB modules.')
     start = time.monotonic()
     serialized, matched = build_serialized_network(onnx_path, manifest, options, progress,
-                                                   engine_path=engine_path)
+                                                   engine_path=engine_path,
+                                                   device_index=device_index)
     seconds = time.monotonic() - start
     sidecar = write_engine(engine_path, serialized, key, extra={
         'build_seconds': round(seconds, 1), 'workspace_mb': int(options.workspace_mb),
@@ -75,15 +78,18 @@ def build_engine(onnx_path: str, engine_path: str, key: EngineKey, manifest: Mod
 
 
 def build_serialized_network(onnx_path: str, manifest: ModelManifest, options: BuildOptions,
-                             progress: Progress = print,
-                             engine_path: Optional[str] = None) -> Tuple[Any, List[str]]:
+                             progress: Progress = print, engine_path: Optional[str] = None,
+                             device_index: int = 0) -> Tuple[Any, List[str]]:
     """Parse and build; returns (serialized engine buffer, layer names kept in FP32).
 
     ``engine_path`` places the INT8 calibration cache next to the engine (default: next to
-    the ONNX file).
+    the ONNX file). TensorRT builds (and calibrates) on the calling thread's current CUDA
+    device, so ``device_index`` is made current first.
     """
+    from . import cuda_memory
     trt = import_tensorrt()
     strongly_typed = needs_strong_typing(trt)
+    cuda_memory.set_device(device_index)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(_network_flags(trt, strongly_typed))

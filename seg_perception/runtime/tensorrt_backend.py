@@ -192,7 +192,7 @@ class TensorRTBackend(Backend):
         if self.decision.action == 'build':
             self._progress(f'TensorRT engine: {self.decision.reason}; building it now')
             build_engine(onnx_path, self.engine_path, self.key, manifest, options,
-                         self._progress)
+                         self._progress, device_index=self._device_index)
         self.info = BackendInfo(
             'tensorrt', f'cuda:{self._device_index}', precision,
             f'TensorRT {platform.tensorrt_version}, {platform.gpu_name}, engine '

@@ -13,6 +13,7 @@ import sys
 
 import fake_cuda
 import fake_tensorrt
+import numpy as np
 import pytest
 
 from seg_perception.manifest import ModelManifest
@@ -208,3 +209,29 @@ def test_tf32_and_the_gpu_module_are_in_the_key(monkeypatch, gpu, tmp_path):
     decision = decide(engine, nano_key)
     assert decision.action == 'build'
     assert 'gpu_multiprocessors: engine built for 8, wanted 4' in decision.reason
+
+
+def test_build_runs_on_the_device_the_key_describes(monkeypatch, tmp_path):
+    """Issue 27 item 6: device_index N builds (and calibrates) on N, not on device 0."""
+    from seg_perception.runtime.tensorrt_backend import TensorRTBackend
+    cudart = fake_cuda.install(monkeypatch, fake_cuda.FakeCudart(
+        'ok', devices=2, per_device={1: {'name': b'NVIDIA RTX A2000', 'major': 8, 'minor': 6,
+                                         'multiProcessorCount': 26}}))
+    trt = fake_tensorrt.make_module(cudart)
+    monkeypatch.setitem(sys.modules, 'tensorrt', trt)
+    manifest = ModelManifest.load(ZOO['enet_panoptic'])
+    lines = []
+    backend = TensorRTBackend(manifest, ZOO['enet_panoptic'], engine_path=str(
+        tmp_path / 'model.engine'), device_index=1, progress=lines.append)
+    record = trt.builds[-1]
+    assert record['builder_device'] == 1 and record['device'] == 1
+    assert (backend.key.gpu_name, backend.key.gpu_multiprocessors) == ('NVIDIA RTX A2000', 26)
+    assert backend.info.device == 'cuda:1'
+    images = np.zeros((1, 3, manifest.input_height, manifest.input_width), np.float32)
+    images[:, 0, :, :100] = 255
+    outputs = backend.run(images, 0.1)
+    assert outputs['semantic'][0, :, :100].all() and not outputs['semantic'][0, :, 100:].any()
+    backend.close()
+    device_work = [call for call in cudart.calls if call[2] in (
+        'cudaMalloc', 'cudaMallocHost', 'cudaStreamCreate', 'cudaMemcpyAsync', 'cudaFree')]
+    assert device_work and {call[1] for call in device_work} == {1}
