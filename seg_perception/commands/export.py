@@ -107,6 +107,10 @@ def main(args) -> int:
             ExportError) as error:
         print(f'export: {error}', file=sys.stderr)
         return 2
+    except OSError as error:  # a full or read-only disk: export_model_package changed nothing
+        from . import os_error_line
+        print(f'export: {os_error_line(error)}; {args.out} was left as it was', file=sys.stderr)
+        return 1
     print(f'exported {manifest.name} ({args.model}, {args.tasks}, {args.width}x{args.height}, '
           f'batch {args.batch}, {label_set.num_classes} classes) to {args.out}')
     for line in describe_graph(manifest):

@@ -120,5 +120,12 @@ def main(args) -> int:
     except (TrainingError, UnknownModelError, ValueError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    except OSError as error:  # a full or read-only disk; every file is written atomically
+        from . import os_error_line
+        checkpoint = os.path.join(args.out, 'checkpoints', 'last.pt')
+        kept = (f'{checkpoint} keeps the last finished epoch (run again with --resume once '
+                'there is room)' if os.path.isfile(checkpoint) else 'no checkpoint was written')
+        print(f'error: {os_error_line(error)}; {kept}', file=sys.stderr)
+        return 1
     print(f'model package: {package}  mIoU {result.miou:.4f}  PQ {result.pq:.4f}')
     return 0

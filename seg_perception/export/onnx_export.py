@@ -2,8 +2,9 @@
 
 ``export_model_package`` writes a model package directory (``model.onnx``, ``weights.pt``,
 ``manifest.yaml``), every file atomically, the manifest last: an export that fails before the
-end leaves no half-written file, and a package whose ONNX file does not match its manifest's
-checksum is refused by ``packages.loading.load_model_package``.
+end leaves no half-written file (a full disk leaves the directory as it was), and a package
+whose ONNX file does not match its manifest's checksum is refused by
+``packages.loading.load_model_package``.
 
 The ONNX file comes from torch's TorchScript exporter (``torch.onnx.export(dynamo=False)``,
 still present in torch 2.13 though deprecated): it produces a static opset-17 graph with
@@ -14,6 +15,7 @@ manifest's contract before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -24,8 +26,8 @@ import warnings
 import torch
 from torch import nn
 
-from ..manifest import ModelManifest
-from ..packages.atomic import atomic_write_bytes
+from ..manifest import MANIFEST_FILE, ModelManifest
+from ..packages.atomic import atomic_write_files
 from .graph import ExportError, FusedSegmentationGraph
 from .tensorrt_check import weightless_copy
 
@@ -228,6 +230,7 @@ def export_model_package(network: nn.Module, manifest: ModelManifest, out_dir: s
     Raises:
         ExportError: export failed, the weights are not finite (``check_finite_weights``) or
             the graph breaks the contract; nothing was written.
+        OSError: the disk is full or read-only; the package directory is as it was.
     """
     check_finite_weights(network, fp16_weights and save_weights)
     manifest = dataclasses.replace(
@@ -246,13 +249,23 @@ def export_model_package(network: nn.Module, manifest: ModelManifest, out_dir: s
     manifest.info['exporter'] = f'torch {torch.__version__} TorchScript ONNX exporter'
     if save_weights:
         manifest.info['weights_dtype'] = 'float16' if fp16_weights else 'float32'
-    os.makedirs(out_dir, exist_ok=True)
-    # All bytes exist before the first write; the manifest goes last so a crash between the
-    # writes leaves a package that fails its checksum check instead of a silently wrong one.
-    atomic_write_bytes(os.path.join(out_dir, ONNX_FILE), onnx_bytes)
+    # All bytes exist before the first write, and every file is on disk before any replaces
+    # its destination (a full or read-only disk changes nothing); the manifest is renamed
+    # last, so a crash between the renames leaves a package that fails its checksum check.
+    import yaml
+    files = [(os.path.join(out_dir, ONNX_FILE), onnx_bytes)]
     if weights is not None:
-        atomic_write_bytes(os.path.join(out_dir, WEIGHTS_FILE), weights)
-    manifest.save(out_dir)
+        files.append((os.path.join(out_dir, WEIGHTS_FILE), weights))
+    files.append((os.path.join(out_dir, MANIFEST_FILE),
+                  yaml.safe_dump(manifest.to_dict(), sort_keys=False).encode('utf-8')))
+    created = not os.path.isdir(out_dir)
+    try:
+        atomic_write_files(files)
+    except OSError:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(out_dir)  # the directory this export made, still empty
+        raise
     return manifest
 
 

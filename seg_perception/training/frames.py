@@ -11,6 +11,7 @@ another seed or size, or after the generator changed, never reads frames made fo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -102,6 +103,18 @@ def _open_cache(directory: str, count: int, height: int, width: int, mode: str):
                  for name, dtype, shape in shapes)
 
 
+def _reserve(maps) -> None:
+    """Allocate the disk blocks of new memory maps now: on a full disk this raises OSError
+    (ENOSPC) here, where writing into a sparse map later would kill the process (SIGBUS)."""
+    for array in maps:
+        with open(array.filename, 'r+b') as stream:
+            try:
+                os.posix_fallocate(stream.fileno(), 0, os.fstat(stream.fileno()).st_size)
+            except OSError as error:
+                if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+
+
 class FrameSource:
     """Indexable frames with ``image`` (H,W,3) uint8, ``semantic`` (H,W), ``instance`` (H,W).
 
@@ -147,7 +160,7 @@ class FrameSource:
                 shutil.rmtree(directory)
             os.makedirs(directory)
             started = time.monotonic()
-            _open_cache(directory, self.count, self.height, self.width, 'w+')
+            _reserve(_open_cache(directory, self.count, self.height, self.width, 'w+'))
             chunk = max(1, self.count // max(1, workers * 4))
             jobs = [(directory, self.count, self.width, self.height, self.seed, start,
                      min(start + chunk, self.count)) for start in range(0, self.count, chunk)]
