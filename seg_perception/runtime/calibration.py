@@ -7,6 +7,14 @@ float32 CHW 0..255), so calibration statistics match what the engine sees at run
 The entropy calibrator class is defined inside ``make_entropy_calibrator`` because it
 subclasses ``tensorrt.IInt8EntropyCalibrator2``, which exists only where TensorRT does.
 TensorRT 11 removed implicit INT8 calibration (it needs Q/DQ nodes in the ONNX instead).
+
+TensorRT's Python wrapper catches every exception raised in ``get_batch`` and reads it as
+"no more data": calibration would end early and its partial scales be cached as if complete.
+So every image is decoded once before the build (a bad one stops it at once, named), the
+calibrator keeps any exception (Ctrl-C included) for ``raise_if_failed`` after the build, and
+it writes a calibration cache only after every batch went through. The images are decoded
+again while calibrating rather than held: hundreds of network-size frames would take
+gigabytes of an 8 GB Jetson in the middle of a build.
 """
 
 from __future__ import annotations
@@ -42,10 +50,20 @@ def list_calibration_images(directory: str) -> List[str]:
     return paths
 
 
-def calibration_set_sha256(directory: str) -> str:
-    """Digest of the calibration set (file names and contents): part of the engine key."""
+def calibration_images(directory: str, max_images: Optional[int] = None) -> List[str]:
+    """The images calibration uses: the first ``max_images`` in name order (all if None)."""
+    paths = list_calibration_images(directory)
+    if max_images is not None:
+        if max_images <= 0:
+            raise CalibrationError(f'max_images must be positive, got {max_images}')
+        paths = paths[:max_images]
+    return paths
+
+
+def calibration_set_sha256(directory: str, max_images: Optional[int] = None) -> str:
+    """Digest of the images calibration uses (names and contents): part of the engine key."""
     digest = hashlib.sha256()
-    for path in list_calibration_images(directory):
+    for path in calibration_images(directory, max_images):
         digest.update(os.path.basename(path).encode('utf-8') + b'\0')
         with open(path, 'rb') as stream:
             for chunk in iter(lambda: stream.read(1 << 20), b''):
@@ -82,17 +100,27 @@ def calibration_batches(directory: str, batch: int, height: int, width: int,
         CalibrationError: Missing/empty folder or an unreadable image (named).
     """
     from ..images.preprocess import Preprocessor
-    paths = list_calibration_images(directory)
-    if max_images is not None:
-        if max_images <= 0:
-            raise CalibrationError(f'max_images must be positive, got {max_images}')
-        paths = paths[:max_images]
+    paths = calibration_images(directory, max_images)
     preprocessor = Preprocessor(batch, height, width)
     count = -(-len(paths) // batch) * batch
     for index in range(count):
         preprocessor.load(index % batch, read_rgb_image(paths[index % len(paths)]))
         if index % batch == batch - 1:
             yield preprocessor.buffer.copy()
+
+
+def check_calibration_images(directory: str, max_images: Optional[int] = None,
+                             log: Callable[[str], None] = print) -> int:
+    """Decode every calibration image once, before a build; returns how many there are.
+
+    Raises:
+        CalibrationError: Missing / empty folder or an image that does not decode (named).
+    """
+    paths = calibration_images(directory, max_images)
+    log(f'checking {len(paths)} INT8 calibration image(s) in {directory}')
+    for path in paths:
+        read_rgb_image(path)
+    return len(paths)
 
 
 def calibration_cache_path(engine_path: str, calibration_sha256: str) -> str:
@@ -106,18 +134,23 @@ def calibration_cache_path(engine_path: str, calibration_sha256: str) -> str:
 
 def make_entropy_calibrator(batches: Callable[[], Iterator[np.ndarray]], batch: int,
                             cache_path: str, extra_inputs: Optional[dict] = None,
-                            log: Callable[[str], None] = print) -> Any:
+                            log: Callable[[str], None] = print,
+                            expected_batches: Optional[int] = None) -> Any:
     """Create a ``tensorrt.IInt8EntropyCalibrator2`` fed by ``batches``.
+
+    After the build call its ``raise_if_failed()``: it re-raises what ``get_batch`` met
+    (TensorRT swallowed it) and ``close()`` frees its device buffers.
 
     Args:
         batches: Returns a fresh iterator of float32 (B, 3, H, W) batches for input
             ``image`` (``calibration_batches`` with its arguments bound).
         batch: B.
-        cache_path: Calibration cache file; read if present, written atomically after
-            calibration.
+        cache_path: Calibration cache file; read if present, written atomically after a
+            calibration that used every batch (never after a short one).
         extra_inputs: Constant values for the other graph inputs, by name
             (``{'center_threshold': np.array([0.1], np.float32)}`` for panoptic graphs).
         log: Progress messages.
+        expected_batches: How many batches ``batches`` yields (None: no completeness check).
 
     Raises:
         BackendUnavailable: TensorRT or cuda-python is missing.
@@ -140,36 +173,39 @@ def make_entropy_calibrator(batches: Callable[[], Iterator[np.ndarray]], batch: 
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._iterator: Optional[Iterator[np.ndarray]] = None
             self._buffers = {}
-            self._count = 0
+            self.count = 0
+            self.error: Optional[BaseException] = None
 
         def get_batch_size(self) -> int:
             return batch
 
         def get_batch(self, names: List[str]) -> Optional[List[int]]:
+            if self.error is not None:
+                return None
+            try:
+                return self._next_batch(names)
+            except BaseException as error:  # noqa: BLE001 - TensorRT would swallow it
+                self.error = error
+                log(f'INT8 calibration stopped at batch {self.count + 1}: {error}')
+                return None
+
+        def _next_batch(self, names: List[str]) -> Optional[List[int]]:
             if self._iterator is None:
                 self._iterator = batches()
             try:
                 images = next(self._iterator)
             except StopIteration:
                 return None
-            values = dict(extra_inputs or {})
-            values['image'] = images
-            pointers = []
-            for name in names:
-                if name not in values:
-                    raise BackendError(f'calibration has no data for graph input {name!r}')
-                data = np.ascontiguousarray(values[name])
-                if name not in self._buffers:
-                    self._buffers[name] = cuda_memory.DeviceBuffer(data.nbytes)
-                buffer = self._buffers[name]
-                cudart = cuda_memory.load_cudart()
-                cuda_memory.call(cudart.cudaMemcpy(
-                    buffer.pointer, data.ctypes.data, data.nbytes,
-                    cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), 'calibration cudaMemcpy')
-                pointers.append(buffer.pointer)
-            self._count += 1
-            log(f'INT8 calibration batch {self._count}')
+            pointers = _upload(names, {**(extra_inputs or {}), 'image': images},
+                               self._buffers)
+            self.count += 1
+            log(f'INT8 calibration batch {self.count}/{expected_batches or "?"}')
             return pointers
+
+        @property
+        def complete(self) -> bool:
+            return self.error is None and (expected_batches is None
+                                           or self.count == expected_batches)
 
         def read_calibration_cache(self) -> Optional[bytes]:
             if os.path.isfile(cache_path):
@@ -179,8 +215,22 @@ def make_entropy_calibrator(batches: Callable[[], Iterator[np.ndarray]], batch: 
             return None
 
         def write_calibration_cache(self, cache: Any) -> None:
+            if not self.complete:
+                log(f'not writing the INT8 calibration cache: calibration used {self.count} '
+                    f'of {expected_batches} batch(es)')
+                return
             atomic_write_bytes(cache_path, bytes(memoryview(cache)))
             log(f'wrote INT8 calibration cache {cache_path}')
+
+        def raise_if_failed(self) -> None:
+            """Re-raise what stopped calibration (the engine built from it is not kept)."""
+            if self.error is None:
+                return
+            if not isinstance(self.error, Exception):  # KeyboardInterrupt, SystemExit
+                raise self.error
+            of = f' of {expected_batches}' if expected_batches else ''
+            raise BackendError(f'INT8 calibration failed at batch {self.count + 1}{of}: '
+                               f'{self.error}') from self.error
 
         def close(self) -> None:
             for buffer in self._buffers.values():
@@ -188,3 +238,18 @@ def make_entropy_calibrator(batches: Callable[[], Iterator[np.ndarray]], batch: 
             self._buffers = {}
 
     return EntropyCalibrator()
+
+
+def _upload(names: List[str], values: dict, buffers: dict) -> List[int]:
+    """Copy each named input to its device buffer (made on first use); their addresses."""
+    from . import cuda_memory
+    pointers = []
+    for name in names:
+        if name not in values:
+            raise BackendError(f'calibration has no data for graph input {name!r}')
+        data = np.ascontiguousarray(values[name])
+        if name not in buffers:
+            buffers[name] = cuda_memory.DeviceBuffer(data.nbytes)
+        cuda_memory.copy_array_to_device(buffers[name], data)
+        pointers.append(buffers[name].pointer)
+    return pointers

@@ -138,6 +138,8 @@ def build_serialized_network(onnx_path: str, manifest: ModelManifest, options: B
         if calibrator is not None:
             calibrator.close()
     del monitor
+    if calibrator is not None:
+        calibrator.raise_if_failed()   # TensorRT read the error as "no more data"
     if serialized is None:
         raise BackendError(
             f'TensorRT could not build an engine from {onnx_path} (see its messages above). '
@@ -281,20 +283,22 @@ def _make_calibrator(manifest: ModelManifest, options: BuildOptions, progress: P
         calibration_batches,
         calibration_cache_path,
         calibration_set_sha256,
+        check_calibration_images,
         make_entropy_calibrator,
     )
-    directory = options.calib_images_dir
+    directory, limit = options.calib_images_dir, options.calib_max_images
     batch = options.profile_for(manifest)[1]
-    digest = calibration_set_sha256(directory)
+    count = check_calibration_images(directory, limit, progress)
+    digest = calibration_set_sha256(directory, limit)
     extra = {}
     if manifest.is_panoptic:
         extra['center_threshold'] = np.array([manifest.postprocess.center_threshold],
                                              dtype=np.float32)
     return make_entropy_calibrator(
         lambda: calibration_batches(directory, batch, manifest.input_height,
-                                    manifest.input_width, options.calib_max_images),
+                                    manifest.input_width, limit),
         batch, calibration_cache_path(engine_path, digest),
-        extra_inputs=extra, log=progress)
+        extra_inputs=extra, log=progress, expected_batches=-(-count // batch))
 
 
 def _attach_timing_cache(config: Any, path: Optional[str], progress: Progress) -> Any:

@@ -179,7 +179,8 @@ class TensorRTBackend(Backend):
         calibration_sha256 = ''
         if precision == 'int8':
             from .calibration import calibration_set_sha256
-            calibration_sha256 = calibration_set_sha256(calib_images_dir)
+            calibration_sha256 = calibration_set_sha256(calib_images_dir,
+                                                        options.calib_max_images)
         self.key = make_engine_key(manifest, onnx_sha256, platform, options, calibration_sha256)
         self.engine_path = engine_path or default_engine_path(
             package_dir, manifest.onnx_file, precision, manifest.batch, manifest.name,
