@@ -100,8 +100,15 @@ def main(args) -> int:
     bad_labels = _bad_label_warning(frames, summary.metrics.get('model', {}).get('name'))
     if bad_labels:
         print(f'seg-perception eval: warning: {bad_labels}', file=sys.stderr)
+    if summary.output_error:
+        print(f'seg-perception eval: error: output bag: {summary.output_error}',
+              file=sys.stderr)
     if summary.interrupted:
         print('seg-perception eval: interrupted; results cover the frames evaluated so far',
+              file=sys.stderr)
+    elif summary.nothing_evaluated:
+        from ..evaluation.summary import nothing_evaluated_line
+        print(f'seg-perception eval: error: {nothing_evaluated_line(metrics)}',
               file=sys.stderr)
     return summary.exit_code
 

@@ -293,10 +293,14 @@ class _Evaluation:
     def _write_results(self, wall_s: float, bag_path: Optional[str]) -> EvalSummary:
         run = self.run_state
         interrupted = run.interrupted or run.stop.is_set()
+        output_error = self.output.failed if self.output is not None else None
+        if output_error:
+            bag_path = None  # removed (output_bag.OutputBag._fail)
         metrics = build_metrics(self.config, self.segmenter, self.accumulator,
-                                self.source_state, self.streams, wall_s, interrupted, bag_path)
+                                self.source_state, self.streams, wall_s, interrupted, bag_path,
+                                output_error)
         return write_results(self.config, metrics, self.accumulator, interrupted,
-                             self.source_state.read_error, bag_path)
+                             self.source_state.read_error, bag_path, output_error)
 
 
 def _with_city(stream: Any, city: str) -> Any:

@@ -10,11 +10,17 @@ input image's header (stamp and frame_id):
 The topics are the rows of the node's outputs table (``pipeline.outputs.OUTPUTS``) that
 need no extra ROS package, and the arrays come from the same ``render_outputs``, so the bag
 holds exactly what the live node would publish for the same result.
+
+A write that fails (a full or read-only disk) removes the partial bag, which a reader could
+not open without its footer, and records why in ``failed``; the evaluation goes on without
+it (removing it frees the room metrics.json and the report need).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+import shutil
+import sqlite3
 from typing import Any, Dict, Optional, Sequence
 
 from ..bags.bag_io import (
@@ -57,6 +63,8 @@ class OutputBag:
         self._writer = BagWriter(path, storage=storage, distro=distro)
         self._camera_info: Dict[str, Any] = {}
         self.frames = 0
+        #: Why recording stopped (the partial bag was then removed), or None.
+        self.failed: Optional[str] = None
         for stream in streams:
             for topic in (stream.image_topic, stream.label_topic, stream.camera_info_topic):
                 if topic:
@@ -74,17 +82,29 @@ class OutputBag:
 
     def copy(self, stream: CameraStream, message: BagMessage) -> None:
         """Record an input message unchanged; camera_info is also kept for the outputs."""
-        self._writer.write_raw(message.topic, message.timestamp_ns, message.raw)
         if message.msgtype == CAMERA_INFO_TYPE:
             self._camera_info[stream.namespace] = message
+        if self.failed is None:
+            try:
+                self._writer.write_raw(message.topic, message.timestamp_ns, message.raw)
+            except (OSError, sqlite3.Error) as error:
+                self._fail(error)
 
     def write_frame(self, frame: EvalFrame, outputs: Any) -> None:
-        """Record a frame's input image (and label) and its rendered outputs.
+        """Record a frame's input image (and label) and its rendered outputs; after a failed
+        write (``failed``) nothing more is recorded.
 
         Args:
             frame: The decoded frame (its job holds the raw input messages and header).
             outputs: ``pipeline.outputs.FrameOutputs`` of the frame.
         """
+        if self.failed is None:
+            try:
+                self._write_frame(frame, outputs)
+            except (OSError, sqlite3.Error) as error:
+                self._fail(error)
+
+    def _write_frame(self, frame: EvalFrame, outputs: Any) -> None:
         job = frame.job
         stream = job.stream
         timestamp = job.log_ns
@@ -111,4 +131,21 @@ class OutputBag:
         return replace(self._reader.deserialize(message), header=header)
 
     def close(self) -> None:
-        self._writer.close()
+        """Finish the bag (its footer and metadata.yaml); a failure removes it (``failed``)."""
+        if self.failed is None:
+            try:
+                self._writer.close()
+            except (OSError, sqlite3.Error) as error:
+                self._fail(error)
+
+    def _fail(self, error: Exception) -> None:
+        """Stop recording and remove the partial bag; ``failed`` says why, in one line."""
+        where = getattr(error, 'filename', None)
+        reason = getattr(error, 'strerror', None) or str(error)
+        self.failed = (f'{where + ": " if where else ""}{reason}; recording stopped after '
+                       f'{self.frames} frames and the partial output bag {self.path} was removed')
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001 - the bag is being discarded anyway
+            pass
+        shutil.rmtree(self.path, ignore_errors=True)

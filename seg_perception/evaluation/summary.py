@@ -2,7 +2,12 @@
 
 metrics.json holds the model and input description, the frame accounting
 (``read == evaluated + skipped``), latency and throughput, and the scores of
-``EvalAccumulator.scores_dict``.
+``EvalAccumulator.scores_dict``. It is written whatever happened, so a run that evaluated
+nothing, or whose output bag failed, still says why.
+
+Exit codes (``EvalSummary.exit_code``): 0 done; 3 the bag could not be read to its end;
+4 no frame could be evaluated (the reasons are counted); 5 the output bag could not be
+written (it was removed; the metrics are complete); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from .config import EvalConfig, METRICS_FILE
 from .sources import SourceState
 
 EXIT_OK, EXIT_READ_ERROR, EXIT_INTERRUPTED = 0, 3, 130
+EXIT_NOTHING_EVALUATED, EXIT_OUTPUT_ERROR = 4, 5
 
 
 @dataclass
@@ -29,6 +35,7 @@ class EvalSummary:
         metrics_path, report_path, output_bag: Files written (None when not written).
         interrupted: Stopped by SIGINT / ``stop`` before the end of the input.
         read_error: Why reading stopped early (corrupt or truncated bag), or None.
+        output_error: Why the output bag could not be written (it was removed), or None.
     """
 
     metrics: Dict[str, Any]
@@ -37,17 +44,38 @@ class EvalSummary:
     output_bag: Optional[str] = None
     interrupted: bool = False
     read_error: Optional[str] = None
+    output_error: Optional[str] = None
+
+    @property
+    def nothing_evaluated(self) -> bool:
+        return self.metrics['frames']['evaluated'] == 0
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_READ_ERROR if self.read_error else EXIT_OK
+        if self.read_error:
+            return EXIT_READ_ERROR
+        if self.nothing_evaluated:
+            return EXIT_NOTHING_EVALUATED
+        return EXIT_OUTPUT_ERROR if self.output_error else EXIT_OK
+
+
+def nothing_evaluated_line(metrics: Dict[str, Any]) -> str:
+    """One line for a run that evaluated no frame, with the skip reasons counted."""
+    frames = metrics['frames']
+    if not frames['read']:
+        return 'the input held no image to evaluate'
+    reasons = ', '.join(f'{reason} {count}' for reason, count in
+                        sorted(frames['skip_reasons'].items(), key=lambda item: -item[1]))
+    return (f'none of the {frames["read"]} frames read could be evaluated ({reasons}); '
+            'metrics.json lists each with its reason')
 
 
 def build_metrics(config: EvalConfig, segmenter: Any, accumulator: EvalAccumulator,
                   source_state: SourceState, streams: Sequence[Any], wall_s: float,
-                  interrupted: bool, bag_path: Optional[str]) -> Dict[str, Any]:
+                  interrupted: bool, bag_path: Optional[str],
+                  output_error: Optional[str] = None) -> Dict[str, Any]:
     """The metrics.json content of a finished run.
 
     Args:
@@ -59,6 +87,7 @@ def build_metrics(config: EvalConfig, segmenter: Any, accumulator: EvalAccumulat
         wall_s: Wall time of the three stages.
         interrupted: Stopped before the end of the input.
         bag_path: The output bag, or None.
+        output_error: Why the output bag was not written to the end (it was removed).
     """
     acc = accumulator
     info = getattr(segmenter.backend, 'info', None)
@@ -84,6 +113,7 @@ def build_metrics(config: EvalConfig, segmenter: Any, accumulator: EvalAccumulat
         'throughput_fps': acc.evaluated / wall_s if wall_s > 0 else None,
         'wall_s': wall_s,
         'output_bag': bag_path,
+        'output_bag_error': output_error,
     }
     metrics.update(acc.scores_dict())
     return metrics
@@ -91,14 +121,14 @@ def build_metrics(config: EvalConfig, segmenter: Any, accumulator: EvalAccumulat
 
 def write_results(config: EvalConfig, metrics: Dict[str, Any], accumulator: EvalAccumulator,
                   interrupted: bool, read_error: Optional[str],
-                  bag_path: Optional[str]) -> EvalSummary:
+                  bag_path: Optional[str], output_error: Optional[str] = None) -> EvalSummary:
     """Write the report (unless ``report_format`` is ``none``), then metrics.json.
 
     Args:
         config: The run's options (``out_dir``, ``report_format``).
         metrics: From ``build_metrics``; gains ``report`` (the report's path) when written.
         accumulator: The run's accumulator (the report's plots and worst frames).
-        interrupted, read_error, bag_path: Copied into the summary.
+        interrupted, read_error, bag_path, output_error: Copied into the summary.
     """
     metrics_path = os.path.join(config.out_dir, METRICS_FILE)
     report_path = None
@@ -108,7 +138,8 @@ def write_results(config: EvalConfig, metrics: Dict[str, Any], accumulator: Eval
         metrics['report'] = report_path
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + '\n')
     return EvalSummary(metrics=metrics, metrics_path=metrics_path, report_path=report_path,
-                       output_bag=bag_path, interrupted=interrupted, read_error=read_error)
+                       output_bag=bag_path, interrupted=interrupted, read_error=read_error,
+                       output_error=output_error)
 
 
 def _stream_dict(stream: Any) -> Dict[str, Any]:
