@@ -92,8 +92,8 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
                   choices=PRECISION_CHOICES),
     ParameterSpec('engine_file_path', 'string', '',
                   'TensorRT engine file; empty = cached beside the model package (or in '
-                  '~/.cache/seg_perception/engines), keyed by ONNX checksum, TensorRT version, '
-                  'GPU, precision and shapes.'),
+                  '~/.cache/seg_perception/engines), named after its key: ONNX checksum, '
+                  'TensorRT version, GPU, precision, shapes and the engine_* build options.'),
     ParameterSpec('force_engine_update', 'bool', False,
                   'Rebuild the TensorRT engine from the ONNX even when the cached one matches.'),
     ParameterSpec('allow_engine_build', 'bool', True,
@@ -101,6 +101,15 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
                   'the reason when no matching cached engine exists.'),
     ParameterSpec('build_engine_only', 'bool', False,
                   'Build (or verify) the TensorRT engine, then exit 0 without subscribing.'),
+    ParameterSpec('engine_fp32_layers', 'string', '',
+                  'TensorRT layer-name patterns kept in FP32 in FP16 / INT8 builds, '
+                  "space-separated (as build-engine --fp32-layers, e.g. '/network/decoder*')."),
+    ParameterSpec('engine_calib_images_dir', 'string', '',
+                  'Folder of camera frames for TensorRT INT8 calibration (precision int8; as '
+                  'build-engine --calib-images).'),
+    ParameterSpec('engine_onnx_path', 'string', '',
+                  "ONNX graph the TensorRT engine is built from instead of the package's (as "
+                  'build-engine --onnx, e.g. an FP16 graph for TensorRT 11).'),
     ParameterSpec('threads', 'integer', 0,
                   'ONNX Runtime intra-op threads; 0 = the runtime default.',
                   minimum=0, maximum=256),
@@ -144,7 +153,8 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
 PARAMETERS_BY_NAME: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 RUNTIME_PARAMETERS = tuple(spec.name for spec in PARAMETERS if not spec.read_only)
 ENGINE_PARAMETERS = ('engine_file_path', 'force_engine_update', 'allow_engine_build',
-                     'build_engine_only')
+                     'build_engine_only', 'engine_fp32_layers', 'engine_calib_images_dir',
+                     'engine_onnx_path')
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,9 @@ class NodeConfig:
     force_engine_update: bool
     allow_engine_build: bool
     build_engine_only: bool
+    engine_fp32_layers: str
+    engine_calib_images_dir: str
+    engine_onnx_path: str
     threads: int
     cameras: Tuple[str, ...]
     image_topic: str
@@ -217,6 +230,12 @@ class NodeConfig:
             options['allow_build'] = False
         if self.build_engine_only:
             options['build_only'] = True
+        if self.engine_fp32_layers.split():
+            options['fp32_layers'] = tuple(self.engine_fp32_layers.split())
+        if self.engine_calib_images_dir:
+            options['calib_images_dir'] = self.engine_calib_images_dir
+        if self.engine_onnx_path:
+            options['onnx_path'] = self.engine_onnx_path
         return options
 
     def updated(self, changes: Mapping[str, Any]) -> 'NodeConfig':

@@ -272,7 +272,8 @@ def _inspect(engine_path: str, wanted_key: EngineKey, force_rebuild: bool) -> Ca
     if force_rebuild:
         return CacheDecision(ACTION_BUILD, 'rebuild forced')
     if not os.path.isfile(engine_path):
-        return CacheDecision(ACTION_BUILD, f'no engine at {engine_path}')
+        return CacheDecision(ACTION_BUILD, f'no engine at {engine_path}'
+                                           f'{_other_engines(engine_path, wanted_key)}')
     if not os.path.isfile(sidecar_path(engine_path)):
         return CacheDecision(ACTION_BUILD, f'{engine_path} has no sidecar '
                                            f'{os.path.basename(sidecar_path(engine_path))}: '
@@ -289,6 +290,31 @@ def _inspect(engine_path: str, wanted_key: EngineKey, force_rebuild: bool) -> Ca
         return CacheDecision(ACTION_BUILD, f'{engine_path} changed since it was built '
                                            '(truncated or replaced): checksum differs')
     return CacheDecision(ACTION_USE, f'cached engine {engine_path} matches')
+
+
+def _other_engines(engine_path: str, wanted_key: EngineKey, shown: int = 3) -> str:
+    """``; other engines of this model here: NAME (field: built for X, wanted Y), ...``.
+
+    Engines are named after their key, so one built with other options (``build-engine
+    --fp32-layers ...``) sits next to the missing one: saying how it differs tells the user
+    which options to pass to use it instead of waiting for a build.
+    """
+    folder = os.path.dirname(os.path.abspath(engine_path))
+    base = os.path.basename(engine_path)
+    prefix = base.split('.', 1)[0] + '.'
+    notes = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+        if name == base or not name.startswith(prefix) or not name.endswith(ENGINE_SUFFIX):
+            continue
+        try:
+            key = read_sidecar(os.path.join(folder, name)).key
+        except SidecarError:
+            continue
+        notes.append(f'{name} ({"; ".join(key.differences(wanted_key))})')
+    if not notes:
+        return ''
+    more = f' and {len(notes) - shown} more' if len(notes) > shown else ''
+    return f'; other engines of this model here: {", ".join(notes[:shown])}{more}'
 
 
 def write_engine(engine_path: str, engine_data: Any, key: EngineKey,
@@ -333,10 +359,14 @@ def slug(text: str) -> str:
     return re.sub(r'[^a-z0-9.]+', '-', text.lower()).strip('-') or 'unknown'
 
 
-def engine_file_name(onnx_file: str, precision: str, batch: int) -> str:
-    """``model.onnx`` -> ``model.fp16.b1.engine``."""
+def engine_file_name(onnx_file: str, precision: str, batch: int, key_digest: str) -> str:
+    """``model.onnx`` -> ``model.fp16.b1.<key digest[:12]>.engine``.
+
+    The key's digest is in the name, so engines built with other options (FP32 layers,
+    calibration images, ONNX), TensorRT versions or GPUs never overwrite each other.
+    """
     stem = os.path.splitext(os.path.basename(onnx_file))[0]
-    return f'{stem}.{precision}.b{int(batch)}{ENGINE_SUFFIX}'
+    return f'{stem}.{precision}.b{int(batch)}.{key_digest[:12]}{ENGINE_SUFFIX}'
 
 
 def user_cache_dir() -> str:
@@ -346,14 +376,14 @@ def user_cache_dir() -> str:
 
 
 def default_engine_path(package_dir: str, onnx_file: str, precision: str, batch: int,
-                        package_name: str, onnx_sha256: str) -> str:
+                        package_name: str, onnx_sha256: str, key_digest: str) -> str:
     """Where an engine lives by default.
 
     Next to the model package when that directory is writable, else in the user cache
     (a package installed under ``/opt/ros`` is read-only), in a folder named after the
     package and its ONNX checksum so two packages never share an engine.
     """
-    name = engine_file_name(onnx_file, precision, batch)
+    name = engine_file_name(onnx_file, precision, batch, key_digest)
     package_dir = os.path.abspath(package_dir)
     if os.path.isdir(package_dir) and os.access(package_dir, os.W_OK | os.X_OK):
         return os.path.join(package_dir, name)

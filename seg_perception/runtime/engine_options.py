@@ -84,8 +84,9 @@ class BuildOptions:
         if int(self.workspace_mb) <= 0:
             raise ValueError(f'workspace_mb must be positive, got {self.workspace_mb}')
         if self.precision == 'int8' and not self.calib_images_dir:
-            raise ValueError('precision int8 needs calibration images (--calib-images DIR / '
-                             'calib_images_dir): a folder of representative camera frames')
+            raise ValueError('precision int8 needs calibration images (build-engine '
+                             '--calib-images DIR, node parameter engine_calib_images_dir): a '
+                             'folder of representative camera frames')
         if self.batch_profile is not None:
             low, opt, high = (int(b) for b in self.batch_profile)
             if not 1 <= low <= opt <= high:

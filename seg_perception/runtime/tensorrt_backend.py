@@ -132,7 +132,7 @@ class TensorRTBackend(Backend):
         package_dir: The model package directory (its ONNX is built from).
         precision: ``fp16`` (default; ``auto`` means the same), ``fp32`` or ``int8``.
         engine_path: Engine file; default next to the package (or the user cache when the
-            package is read-only), named after precision and batch.
+            package is read-only), named after precision, batch and the key's digest.
         force_rebuild: Rebuild even when the cached engine matches (``force_engine_update``).
         build_only: Make sure a matching engine exists (building it if needed), then stop:
             no execution context, ``run`` raises.
@@ -184,7 +184,7 @@ class TensorRTBackend(Backend):
         self.key = make_engine_key(manifest, onnx_sha256, platform, options, calibration_sha256)
         self.engine_path = engine_path or default_engine_path(
             package_dir, manifest.onnx_file, precision, manifest.batch, manifest.name,
-            onnx_sha256)
+            onnx_sha256, self.key.digest())
         options = replace(options, timing_cache_path=timing_cache_path(
             self.engine_path, platform.tensorrt_version, platform.gpu_name))
         self.decision = decide(self.engine_path, self.key, force_rebuild, allow_build)

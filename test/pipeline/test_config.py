@@ -2,6 +2,7 @@
 model path detection and engine options."""
 
 from dataclasses import fields
+import inspect
 
 import pytest
 
@@ -99,3 +100,19 @@ def test_engine_options_reach_only_the_tensorrt_backend():
                                        'engine_path': '/var/engines/front.engine'}
     with pytest.raises(ConfigError, match='engine_file_path applies to the TensorRT backend'):
         NodeConfig.from_values({'backend': 'torch', 'engine_file_path': 'x.engine'})
+
+
+def test_engine_build_options_reach_the_tensorrt_backend():
+    """The node can use an engine built with build-engine's options (issue 27 item 3)."""
+    from seg_perception.pipeline.config import ConfigError, NodeConfig
+    from seg_perception.runtime.tensorrt_backend import TensorRTBackend
+    config = NodeConfig.from_values({
+        'precision': 'int8', 'engine_fp32_layers': ' /network/decoder*  /network/*instance/* ',
+        'engine_calib_images_dir': '/data/frames', 'engine_onnx_path': '/data/fp16.onnx'})
+    options = config.engine_options()
+    assert options == {'fp32_layers': ('/network/decoder*', '/network/*instance/*'),
+                       'calib_images_dir': '/data/frames', 'onnx_path': '/data/fp16.onnx'}
+    assert set(options) <= set(inspect.signature(TensorRTBackend).parameters)
+    for name in ('engine_fp32_layers', 'engine_calib_images_dir', 'engine_onnx_path'):
+        with pytest.raises(ConfigError, match=f'{name} applies to the TensorRT backend'):
+            NodeConfig.from_values({'backend': 'onnxruntime', name: 'x'})

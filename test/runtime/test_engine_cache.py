@@ -274,19 +274,37 @@ def test_crash_mid_write_leaves_nothing_that_looks_valid(tmp_path, had_old_engin
 def test_default_engine_path_next_to_package_or_user_cache(tmp_path, monkeypatch):
     package = tmp_path / 'enet'
     package.mkdir()
-    path = default_engine_path(str(package), 'model.onnx', 'fp16', 2, 'enet', 'f' * 64)
-    assert path == str(package / 'model.fp16.b2.engine')
+    path = default_engine_path(str(package), 'model.onnx', 'fp16', 2, 'enet', 'f' * 64,
+                               '0123456789abcdef')
+    assert path == str(package / 'model.fp16.b2.0123456789ab.engine')
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
     os.chmod(package, 0o555)
     try:
         if os.access(str(package), os.W_OK):
             pytest.skip('running as root: a read-only directory is still writable')
         path = default_engine_path(str(package), 'model.onnx', 'int8', 1, 'ENet Panoptic',
-                                   'f' * 64)
+                                   'f' * 64, 'a' * 64)
     finally:
         os.chmod(package, 0o755)
     assert path == str(tmp_path / 'cache' / 'seg_perception' / 'engines'
-                       / 'enet-panoptic-ffffffffffff' / 'model.int8.b1.engine')
+                       / 'enet-panoptic-ffffffffffff' / 'model.int8.b1.aaaaaaaaaaaa.engine')
+
+
+def test_engines_of_other_options_never_overwrite_each_other_and_are_named(tmp_path):
+    """Issue 27 item 3: the file name holds the key, and a missing engine's reason says how
+    the engines next to it differ (which options to pass to use one of them)."""
+    plain, pinned = make_key(), make_key(fp32_layers=('/network/decoder*', '/postprocess/'))
+    paths = [default_engine_path(str(tmp_path), 'model.onnx', 'fp16', 1, 'enet', 'f' * 64,
+                                 key.digest()) for key in (plain, pinned)]
+    assert paths[0] != paths[1]
+    write_engine(paths[1], ENGINE_BYTES, pinned)
+    decision = decide(paths[0], plain, allow_build=False)
+    assert decision.action == 'fail'
+    name = os.path.basename(paths[1])
+    assert f"no engine at {paths[0]}; other engines of this model here: {name} (fp32_layers: " \
+           "engine built for ['/network/decoder*', '/postprocess/'], wanted [])" in decision.reason
+    write_engine(paths[0], b'plain engine', plain)
+    assert decide(paths[0], plain).use and decide(paths[1], pinned).use
 
 
 def test_timing_cache_path_names_gpu_and_version(tmp_path):
