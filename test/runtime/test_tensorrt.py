@@ -373,25 +373,21 @@ def test_engine_is_cached_then_reused_and_mismatch_fails_in_no_build_mode(enet_p
 @pytest.mark.tensorrt
 @needs_tensorrt
 def test_one_execution_context_per_thread(enet_packages):
-    import threading
+    """Four threads at once, each its own context; an error in any thread fails the test
+    (test_tensorrt_threads.py runs the same on the stand-ins)."""
+    from concurrency import run_concurrently
     package = enet_packages['semantic']
     manifest = ModelManifest.load(package)
     images = _images(manifest)
-    results = {}
     with TensorRTBackend(manifest, package, precision='fp16', progress=lambda _: None) as trt:
         expected = trt.run(images, 0.1)['semantic']
-
-        def work(index):
-            results[index] = trt.run(images, 0.1)['semantic']
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert len(trt._states) == 4
-    for value in results.values():
-        np.testing.assert_array_equal(value, expected)
+        results, errors = run_concurrently(
+            lambda index: [trt.run(images, 0.1)['semantic'] for _ in range(5)], 4)
+        assert not errors, errors
+        assert sorted(results) == [0, 1, 2, 3] and len(trt._states) == 5
+    for runs in results.values():
+        for value in runs:
+            np.testing.assert_array_equal(value, expected)
 
 
 def test_calibration_module_has_no_tensorrt_import_at_module_level():
