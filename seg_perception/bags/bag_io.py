@@ -327,7 +327,8 @@ class BagWriter:
             raise BagError(f'topic {name} was not declared with add_topic') from None
 
     def close(self) -> None:
-        """Finish the storage and write ``metadata.yaml`` in ``self.format``'s version."""
+        """Finish the storage and write ``metadata.yaml`` in ``self.format``'s version
+        (OSError, e.g. a full disk, propagates as the storage's own does)."""
         if self._open:
             self._open = False
             self._writer.close()

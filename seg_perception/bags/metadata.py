@@ -115,17 +115,18 @@ def rewrite_metadata(bag_dir: str, target: BagFormat) -> None:
     A no-op when rosbags already wrote that version. The file is replaced atomically.
 
     Raises:
-        MetadataError: the file is missing, unreadable or not what rosbags writes.
+        MetadataError: the file is not what rosbags writes.
+        OSError: it cannot be read or written (a full disk: the old file stays).
     """
     if target.version == target.storage_version:
         return
     path = os.path.join(bag_dir, METADATA_FILE)
-    try:
-        with open(path, 'r', encoding='utf-8') as stream:
-            document = yaml.safe_load(stream)
-        information = document['rosbag2_bagfile_information']
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise MetadataError(f'cannot read {path}: {type(error).__name__}: {error}') from None
+    with open(path, 'r', encoding='utf-8') as stream:
+        try:
+            information = yaml.safe_load(stream)['rosbag2_bagfile_information']
+        except (yaml.YAMLError, KeyError, TypeError) as error:
+            raise MetadataError(f'cannot read {path}: {type(error).__name__}: '
+                                f'{error}') from None
     text = yaml.safe_dump({'rosbag2_bagfile_information': downgrade(information, target)},
                           default_flow_style=False, sort_keys=False)
     temporary = path + '.tmp'
@@ -133,5 +134,7 @@ def rewrite_metadata(bag_dir: str, target: BagFormat) -> None:
         with open(temporary, 'w', encoding='utf-8') as stream:
             stream.write(text)
         os.replace(temporary, path)
-    except OSError as error:
-        raise MetadataError(f'cannot write {path}: {error}') from None
+    except OSError:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

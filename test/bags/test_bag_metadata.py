@@ -168,3 +168,32 @@ def test_eval_command_writes_the_distros_output_bag(tmp_path, exported_package, 
     document = read_metadata(os.path.join(out, 'segmentation_bag'))
     assert metadata_errors(document, 'humble') == []
     assert document['rosbag2_bagfile_information']['version'] == 5
+
+
+def test_full_disk_while_rewriting_metadata_is_an_oserror(tmp_path, monkeypatch):
+    """As the storage's own write errors: the evaluator's output bag records it and removes
+    the partial bag; no temporary file is left."""
+    import errno
+
+    from seg_perception.bags import metadata
+
+    def full(path, mode='r', **kwargs):
+        if 'w' in mode:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return open(path, mode, **kwargs)
+
+    monkeypatch.setattr(metadata, 'open', full, raising=False)
+    writer = BagWriter(str(tmp_path / 'bag'), distro='humble')
+    with pytest.raises(OSError, match='No space left'):
+        writer.close()
+    assert sorted(os.listdir(tmp_path / 'bag')) == ['bag.mcap', 'metadata.yaml']
+    drive = str(tmp_path / 'drive')
+    monkeypatch.undo()
+    write_synthetic_bag(drive, frames=1, cameras=1, width=128, height=64)
+    monkeypatch.setattr(metadata, 'open', full, raising=False)
+    stream = CameraStream('/cam0', '/cam0/image_raw', IMAGE_TYPE)
+    with BagReader(drive) as reader:
+        bag = OutputBag(str(tmp_path / 'out'), reader, [stream], outputs=('semantic',),
+                        distro='humble')
+        bag.close()
+    assert 'No space left on device' in bag.failed and not os.path.exists(tmp_path / 'out')
