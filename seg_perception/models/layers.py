@@ -132,19 +132,74 @@ class DepthwisePReLU(nn.Module):
         return self.positive(F.relu(features)) + self.negative(features)
 
 
-def export_activations(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` with every per-channel ``nn.PReLU`` as ``DepthwisePReLU``.
+class DepthToSpaceConvTranspose(nn.Module):
+    """A 2x2 stride-2 ``nn.ConvTranspose2d`` rewritten for export: 1x1 conv to 4C + DepthToSpace.
 
-    The original is untouched; a module without per-channel PReLU comes back as it is.
+    Output pixel (2i + a, 2j + b) of the transposed convolution is ``W[:, :, a, b]^T x[:, i, j]
+    + bias``: the four kernel taps never overlap, so the layer is a 1x1 convolution to
+    ``4 * out_channels`` channels (channel ``4c + 2a + b`` holds tap (a, b) of class c) followed
+    by ``pixel_shuffle(2)`` (ONNX ``DepthToSpace``, mode CRD). Same weights, same function up
+    to float summation order. ONNX Runtime's CPU ``ConvTranspose`` is a col2im GEMM outside its
+    blocked (NCHWc) layout; the 1x1 ``Conv`` runs in that layout and ``DepthToSpace`` is one
+    copy. Used only in exported graphs (``export_activations``).
+
+    (N, C_in, h, w) -> (N, C_out, 2h, 2w).
+    """
+
+    def __init__(self, transposed: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        if not is_depth_to_space_transpose(transposed):
+            raise ValueError('only 2x2 stride-2 ConvTranspose2d without padding, groups or '
+                             'dilation can be rewritten')
+        weight = transposed.weight.detach()  # (C_in, C_out, 2, 2)
+        in_channels, out_channels = weight.shape[:2]
+        self.conv = nn.Conv2d(in_channels, 4 * out_channels, 1,
+                              bias=transposed.bias is not None)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight.permute(1, 2, 3, 0).reshape(
+                4 * out_channels, in_channels, 1, 1))
+            if transposed.bias is not None:
+                self.conv.bias.copy_(transposed.bias.detach().repeat_interleave(4))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(features), 2)
+
+
+def is_depth_to_space_transpose(module: nn.Module) -> bool:
+    """True for an ``nn.ConvTranspose2d`` that ``DepthToSpaceConvTranspose`` can replace."""
+    return (isinstance(module, nn.ConvTranspose2d) and tuple(module.kernel_size) == (2, 2)
+            and tuple(module.stride) == (2, 2) and tuple(module.padding) == (0, 0)
+            and tuple(module.output_padding) == (0, 0) and tuple(module.dilation) == (1, 1)
+            and module.groups == 1)
+
+
+def _rewritable(module: nn.Module) -> bool:
+    return ((isinstance(module, nn.PReLU) and module.num_parameters > 1)
+            or is_depth_to_space_transpose(module))
+
+
+def _rewritten(child: nn.Module) -> Optional[nn.Module]:
+    if isinstance(child, nn.PReLU) and child.num_parameters > 1:
+        return DepthwisePReLU(child).to(child.weight.device, child.weight.dtype)
+    if is_depth_to_space_transpose(child):
+        return DepthToSpaceConvTranspose(child).to(child.weight.device, child.weight.dtype)
+    return None
+
+
+def export_activations(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with the export rewrites: every per-channel ``nn.PReLU`` as
+    ``DepthwisePReLU`` and every 2x2 stride-2 ``nn.ConvTranspose2d`` as
+    ``DepthToSpaceConvTranspose`` (same weights, same function).
+
+    The original is untouched; a module with nothing to rewrite comes back as it is.
     """
     import copy
-    if not any(isinstance(m, nn.PReLU) and m.num_parameters > 1 for m in module.modules()):
+    if not any(_rewritable(m) for m in module.modules()):
         return module
     rewritten = copy.deepcopy(module)
     for parent in rewritten.modules():
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.PReLU) and child.num_parameters > 1:
-                replacement = DepthwisePReLU(child).to(child.weight.device, child.weight.dtype)
+            replacement = _rewritten(child)
+            if replacement is not None:
                 setattr(parent, name, replacement)
     return rewritten
-

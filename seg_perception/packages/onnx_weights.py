@@ -19,8 +19,10 @@ computes the folded convolution exactly:
 
 BatchNorms that follow a sum cannot be folded and are exported as they are: they are read
 as they are. PReLUs, which export writes as two depthwise convolutions (``DepthwisePReLU``),
-get their slopes back from the ``negative`` one; weights that export shares between equal
-initialisers (through Identity nodes) are followed to their source.
+get their slopes back from the ``negative`` one; 2x2 stride-2 transposed convolutions,
+exported as a 1x1 conv to 4C channels + DepthToSpace (``DepthToSpaceConvTranspose``), get
+their (C_in, C, 2, 2) kernel back from the 1x1 conv's; weights that export shares between
+equal initialisers (through Identity nodes) are followed to their source.
 
 Layers the graph does not hold under a matching name and shape (a changed head) keep their
 fresh initialisation, as ``package.load_matching_tensors`` does for state dicts.
@@ -115,6 +117,22 @@ def _exported_prelu(modules: Dict[str, object], conv_path: str):
     return None, ''
 
 
+def _exported_transpose(modules: Dict[str, object], conv_path: str, weight):
+    """(path, the ``nn.ConvTranspose2d``, its (C_in, C_out, 2, 2) weight) when ``conv_path``
+    is the 1x1 conv ``models.layers.DepthToSpaceConvTranspose`` exports it as (weight
+    (4 C_out, C_in, 1, 1), channel 4c + 2a + b = tap (a, b) of output c); else None."""
+    from ..models.layers import is_depth_to_space_transpose
+    parent, _, name = conv_path.rpartition('.')
+    module = modules.get(parent)
+    if name != 'conv' or weight is None or not is_depth_to_space_transpose(module):
+        return None
+    in_channels, out_channels = module.in_channels, module.out_channels
+    if tuple(weight.shape) != (4 * out_channels, in_channels, 1, 1):
+        return None
+    restored = weight.reshape(out_channels, 2, 2, in_channels).transpose(3, 0, 1, 2)
+    return parent, module, np.ascontiguousarray(restored)
+
+
 def load_weights_from_onnx(network, onnx_path: str, calibration_images=None,
                            min_fraction: float = 0.5) -> RecoveredWeights:
     """Load the convolution weights of ``onnx_path`` into ``network``, undoing BatchNorm folding.
@@ -171,14 +189,22 @@ def load_weights_from_onnx(network, onnx_path: str, calibration_images=None,
                         numpy_helper.to_array(weight).reshape(-1).copy()))
                     touched.add(f'{path.rpartition(".")[0]}.weight')
                 continue
-            if (not isinstance(module, convolution_types[node.op_type]) or weight is None
-                    or tuple(module.weight.shape) != tuple(weight.dims)):
+            bias = initializers.get(node.input[2]) if len(node.input) > 2 else None
+            op_type = node.op_type
+            weight_array = numpy_helper.to_array(weight) if weight is not None else None
+            bias_array = numpy_helper.to_array(bias) if bias is not None else None
+            transposed = _exported_transpose(modules, path, weight_array)
+            if transposed is not None:  # DepthToSpaceConvTranspose's 1x1 conv
+                path, module, weight_array, bias_array = transposed + (
+                    None if bias_array is None else bias_array[::4],)
+                op_type = 'ConvTranspose'
+            if (not isinstance(module, convolution_types[op_type]) or weight is None
+                    or tuple(module.weight.shape) != tuple(weight_array.shape)):
                 unmatched.append(node.name)
                 continue
-            bias = initializers.get(node.input[2]) if len(node.input) > 2 else None
-            bias_array = (numpy_helper.to_array(bias) if bias is not None
-                          else np.zeros(module.out_channels, dtype=np.float32))
-            module.weight.copy_(torch.from_numpy(numpy_helper.to_array(weight).copy()))
+            if bias_array is None:
+                bias_array = np.zeros(module.out_channels, dtype=np.float32)
+            module.weight.copy_(torch.from_numpy(weight_array.copy()))
             touched.add(f'{path}.weight')
             if module.bias is not None:
                 module.bias.copy_(torch.from_numpy(bias_array.copy()))

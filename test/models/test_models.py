@@ -155,6 +155,38 @@ def test_prelu_is_exported_as_depthwise_convolutions_with_the_same_function():
     assert export_activations(plain) is plain  # nothing to rewrite, nothing copied
 
 
+@pytest.mark.parametrize('in_channels,out_channels,bias', [(16, 19, True), (32, 8, False)])
+def test_2x2_transposed_conv_is_exported_as_1x1_conv_and_depth_to_space(in_channels,
+                                                                          out_channels, bias):
+    """Same weights, same function on random inputs, in torch and in ONNX Runtime."""
+    onnx = pytest.importorskip('onnx')
+    onnxruntime = pytest.importorskip('onnxruntime')
+    from seg_perception.models.layers import DepthToSpaceConvTranspose, export_activations
+    torch.manual_seed(0)
+    transposed = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2, bias=bias).eval()
+    rewritten = export_activations(nn.Sequential(transposed))
+    assert isinstance(rewritten[0], DepthToSpaceConvTranspose)
+    features = torch.randn(2, in_channels, 7, 11) * 3
+    with torch.no_grad():
+        expected, actual = transposed(features), rewritten(features)
+    assert actual.shape == (2, out_channels, 14, 22)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(rewritten, (features,), buffer, opset_version=17, dynamo=False,
+                          input_names=['x'], output_names=['y'])
+    ops = [n.op_type for n in onnx.load_from_string(buffer.getvalue()).graph.node]
+    assert 'ConvTranspose' not in ops and 'DepthToSpace' in ops, ops
+    session = onnxruntime.InferenceSession(buffer.getvalue(),
+                                           providers=['CPUExecutionProvider'])
+    torch.testing.assert_close(torch.from_numpy(session.run(None, {'x': features.numpy()})[0]),
+                               expected, atol=1e-5, rtol=1e-5)
+    # Other transposed convolutions stay as they are.
+    other = nn.Sequential(nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1))
+    assert export_activations(other) is other
+
+
 @pytest.mark.parametrize('name', ['enet', 'pspnet_resnet18', 'deeplabv3plus_mobilenetv3'])
 def test_onnx_export_is_static_and_tensorrt_friendly(name):
     onnx = pytest.importorskip('onnx')
