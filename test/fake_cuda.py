@@ -184,6 +184,14 @@ class FakeCudart(types.ModuleType):
         return (cudaError_t.cudaSuccess if found is not None
                 else cudaError_t.cudaErrorInvalidValue,)
 
+    def cudaMemGetInfo(self):
+        failure = self._enter('cudaMemGetInfo', ())
+        if failure:
+            return failure, None, None
+        used = sum(len(block) for block in list(self.device_memory.values()))
+        return cudaError_t.cudaSuccess, self.properties.totalGlobalMem - used, \
+            self.properties.totalGlobalMem
+
     def cudaStreamCreate(self):
         failure = self._enter('cudaStreamCreate', ())
         if failure:
