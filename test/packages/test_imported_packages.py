@@ -137,16 +137,19 @@ def test_eval_scores_the_bag_with_the_packages_label_set(packages, bag, source, 
         assert any((label_set.palette[k] != cityscapes[k]).any() for k in seen)
 
 
-def test_eval_with_ground_truth_outside_the_label_set_skips_with_one_warning(packages, bag,
-                                                                             tmp_path, capsys):
+def test_eval_with_ground_truth_outside_the_label_set_skips_and_exits_4(packages, bag, tmp_path,
+                                                                       capsys):
     package = packages['onnx']  # CamVid: the bag's Cityscapes ids 11..18 are not classes
-    assert _eval(bag, package, tmp_path / 'eval') == 0
+    assert _eval(bag, package, tmp_path / 'eval') == 4  # nothing could be evaluated
     printed = capsys.readouterr()
     assert f'evaluated 0, skipped {BAG_FRAMES}' in printed.out
     warnings = [line for line in printed.err.splitlines() if line]
-    assert len(warnings) == 1, printed.err
+    assert len(warnings) == 2, printed.err
     assert warnings[0].startswith('seg-perception eval: warning: ')
     assert "label set 'camvid'" in warnings[0] and '--no-labels' in warnings[0]
+    assert warnings[1] == (f'seg-perception eval: error: none of the {BAG_FRAMES} frames read '
+                           f'could be evaluated (bad label {BAG_FRAMES}); metrics.json lists '
+                           'each with its reason')
     metrics = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
     assert metrics['frames']['skip_reasons'] == {'bad label': BAG_FRAMES}
     assert metrics['semantic'] is None
