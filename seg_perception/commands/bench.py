@@ -29,6 +29,11 @@ def add_arguments(parser) -> None:
     parser.add_argument('--warmup', type=int, default=5, help='untimed frames first')
     parser.add_argument('--threads', type=int, help='onnxruntime intra-op threads')
     parser.add_argument('--json', metavar='FILE', help='also write the numbers as JSON')
+    parser.add_argument('--efficiency', action='store_true',
+                        help="also report the package's GFLOPs, the achieved GFLOP/s, this "
+                             "machine's measured FP32 matmul and 3x3 conv rates and the "
+                             "post-processing share of ONNX Runtime's profile "
+                             '(tools/efficiency.py)')
 
 
 def main(args) -> int:
@@ -67,8 +72,29 @@ def main(args) -> int:
                                     precision=args.precision, **options) as segmenter:
             report = run_benchmark(segmenter, image_size=image_size,
                                    iterations=args.iterations, warmup=args.warmup)
+        efficiency = _efficiency(package, args, report) if args.efficiency else None
     print(format_report(report))
+    if efficiency:
+        print(efficiency)
     if args.json:
         write_report_json(report, args.json)
         print(f'wrote {args.json}')
     return 0
+
+
+def _efficiency(package: str, args, report) -> str:
+    """``bench --efficiency`` lines (ONNX Runtime CPU, the bench's thread count)."""
+    from ..packages.loading import load_model_package
+    from ..runtime.onnxruntime_backend import default_thread_count
+    from ..tools.efficiency import (
+        format_efficiency,
+        machine_rates,
+        package_gflops,
+        profile_graph,
+    )
+    manifest, directory = load_model_package(package)
+    threads = args.threads or default_thread_count()
+    profile = profile_graph(manifest.onnx_path(directory), threads=threads,
+                            runs=max(3, min(args.iterations, 10)))
+    return format_efficiency(package_gflops(manifest), profile, machine_rates(threads),
+                             report.inference.median_ms)

@@ -22,10 +22,10 @@ output, so here the shortcut is 1x1 conv + BN followed by a **bilinear 2x ``Resi
 return no indices. Bilinear resize is the closest index-free equivalent: it spreads each
 value over the 2x2 block the unpooling would have written to, is differentiable, costs no
 parameters, and every TensorRT version runs it. The residual branch's transposed conv uses
-a 2x2 kernel at stride 2 (exact 2x, no output padding) for the same reason; exported graphs
-carry it, and the final full conv, as a 1x1 conv to 4C channels + ``DepthToSpace``
-(``layers.DepthToSpaceConvTranspose``, the same weights and function, faster in ONNX
-Runtime). Weights trained with max-unpooling do not transfer: the model must be (re)trained.
+a 2x2 kernel at stride 2 (exact 2x, no output padding) for the same reason (it and the full
+conv can be exported as a 1x1 conv to 4C + ``DepthToSpace``,
+``layers.DepthToSpaceConvTranspose``, which ONNX Runtime 1.32 runs slower). Weights trained
+with max-unpooling do not transfer: the model must be (re)trained.
 
 The channel zero-padding of the downsampling shortcut is a ``Concat`` with zeros made by a
 broadcast ``Mul`` of one input channel with a (1, extra, 1, 1) zero constant: no ``Pad`` on

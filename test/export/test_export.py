@@ -68,8 +68,6 @@ def test_graph_io_matches_manifest(name, task, exported_package):
     # ENet's PReLUs leave as depthwise convs (models.layers.DepthwisePReLU), and no instance
     # map is resized to full resolution only to be sampled on the grouping grid.
     assert 'PRelu' not in {node.op_type for node in model.graph.node}
-    # ... and its 2x2 stride-2 transposed convs as 1x1 conv + DepthToSpace (layers.py).
-    assert 'ConvTranspose' not in {node.op_type for node in model.graph.node}
     if task == 'panoptic' and name == 'enet':
         assert not [n.name for n in model.graph.node
                     if n.op_type == 'Resize' and 'instance' in n.name]

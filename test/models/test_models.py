@@ -164,7 +164,7 @@ def test_2x2_transposed_conv_is_exported_as_1x1_conv_and_depth_to_space(in_chann
     from seg_perception.models.layers import DepthToSpaceConvTranspose, export_activations
     torch.manual_seed(0)
     transposed = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2, bias=bias).eval()
-    rewritten = export_activations(nn.Sequential(transposed))
+    rewritten = export_activations(nn.Sequential(transposed), depth_to_space=True)
     assert isinstance(rewritten[0], DepthToSpaceConvTranspose)
     features = torch.randn(2, in_channels, 7, 11) * 3
     with torch.no_grad():
@@ -182,9 +182,11 @@ def test_2x2_transposed_conv_is_exported_as_1x1_conv_and_depth_to_space(in_chann
                                            providers=['CPUExecutionProvider'])
     torch.testing.assert_close(torch.from_numpy(session.run(None, {'x': features.numpy()})[0]),
                                expected, atol=1e-5, rtol=1e-5)
-    # Other transposed convolutions stay as they are.
+    # Other transposed convolutions stay as they are, and so do all without the flag.
     other = nn.Sequential(nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1))
-    assert export_activations(other) is other
+    assert export_activations(other, depth_to_space=True) is other
+    assert export_activations(nn.Sequential(transposed))[0] is not rewritten[0]
+    assert isinstance(export_activations(nn.Sequential(transposed))[0], nn.ConvTranspose2d)
 
 
 @pytest.mark.parametrize('name', ['enet', 'pspnet_resnet18', 'deeplabv3plus_mobilenetv3'])
