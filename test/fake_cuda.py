@@ -81,6 +81,7 @@ class FakeCudart(types.ModuleType):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._dlopen_failed = False
+        self._next_stream = 0x1000
 
     # ---------------------------------------------------------------- helpers
 
@@ -110,8 +111,10 @@ class FakeCudart(types.ModuleType):
         return cudaError_t.cudaSuccess, ctypes.addressof(block)
 
     def _inside(self, table: Dict[int, ctypes.Array], pointer: int, size: int) -> bool:
+        with self._lock:                   # other threads allocate and free meanwhile
+            blocks = list(table.items())
         return any(start <= pointer and pointer + size <= start + len(block)
-                   for start, block in table.items())
+                   for start, block in blocks)
 
     def _copy(self, dst: int, src: int, size: int, kind: cudaMemcpyKind) -> cudaError_t:
         device_dst = self._inside(self.device_memory, dst, size)
@@ -188,7 +191,8 @@ class FakeCudart(types.ModuleType):
         failure = self._enter('cudaMemGetInfo', ())
         if failure:
             return failure, None, None
-        used = sum(len(block) for block in list(self.device_memory.values()))
+        with self._lock:
+            used = sum(len(block) for block in self.device_memory.values())
         return cudaError_t.cudaSuccess, self.properties.totalGlobalMem - used, \
             self.properties.totalGlobalMem
 
@@ -197,7 +201,8 @@ class FakeCudart(types.ModuleType):
         if failure:
             return failure, None
         with self._lock:
-            handle = 0x1000 + len(self.streams) + 1
+            self._next_stream += 1
+            handle = self._next_stream
             self.streams[handle] = []
         return cudaError_t.cudaSuccess, handle
 
