@@ -12,7 +12,8 @@ package's classes, as it does for any bag:
   meaningless, and eval cannot tell (a bag does not record its label set);
 - CamVid package (11 classes): ids 11..18 are not CamVid classes, so every frame is skipped
   as ``bad label`` (listed in ``metrics.json``), the report is written, and the command
-  prints one warning line naming the ids; ``--no-labels`` runs the model on the same bag.
+  prints one warning line naming the ids and one error line counting the skips, and exits 4
+  (nothing evaluated); ``--no-labels`` runs the model on the same bag.
 """
 
 import json
