@@ -304,6 +304,22 @@ class SegmentationNode(Node):
         return joined
 
 
+def _use_large_data_transport() -> str:
+    """Configure this process's Fast DDS participant for large data unless the user chose.
+
+    On Fast DDS's default transports (a 0.5 MB shared-memory segment, small socket buffers)
+    a full-size output travels as many fragments and lost ones wait for a repair; with
+    config/fastdds_large_data.xml (32 MB segment, 8 MB socket buffers) the node's writes to
+    local subscribers stop losing fragments, whatever transport the subscriber uses. Returns
+    the line to log.
+    """
+    from ..tools.demo_setup import use_large_data_profile
+    try:
+        return 'transport: ' + use_large_data_profile()
+    except FileNotFoundError as error:
+        return f'transport: Fast DDS defaults ({error})'
+
+
 def _init_rclpy(args: Optional[List[str]]) -> None:
     try:
         from rclpy.signals import SignalHandlerOptions
@@ -316,8 +332,10 @@ def main(args: Optional[List[str]] = None) -> int:
     """Console script ``seg_perception_node``; returns the exit status.
 
     Ctrl-C and SIGTERM stop the node cleanly (worker joined, no traceback). A bad parameter
-    or an unusable model prints one ``error:`` line and returns 2.
+    or an unusable model prints one ``error:`` line and returns 2. Before ROS starts, the
+    process's Fast DDS participant is set up for large data (``_use_large_data_transport``).
     """
+    transport = _use_large_data_transport()
     _init_rclpy(args)
     stop = threading.Event()
 
@@ -334,6 +352,7 @@ def main(args: Optional[List[str]] = None) -> int:
         if node.engine_only:
             node.destroy_node()
             return 0
+        node.get_logger().info(transport)
         from rclpy.executors import SingleThreadedExecutor
         executor = SingleThreadedExecutor()
         executor.add_node(node)

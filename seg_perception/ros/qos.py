@@ -3,6 +3,14 @@
 With ``qos_reliability`` ``auto`` an image subscription starts reliable; a best-effort camera
 then raises an incompatible-QoS event, and the node re-subscribes with the reliability that
 ``publishers_reliability`` reads off the topic's publishers.
+
+Outputs are reliable, volatile, keep-last ``OUTPUT_DEPTH``. The depth is a repair window,
+not a queue: a full-size output travels in many fragments, and a lost fragment is re-sent
+only while the sample is still in the writer's history. With depth 1 the next frame evicted
+it first and reliable subscribers lost frames; with 10 every frame can still be repaired.
+Acknowledged samples leave the history at once (volatile writers), so memory grows only
+with samples in flight, and a subscriber that reads slowly still gets the newest frame: its
+own reader history (its depth) decides what it keeps, not the node's.
 """
 
 from __future__ import annotations
@@ -57,7 +65,11 @@ def camera_info_qos() -> QoSProfile:
                       reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
+OUTPUT_DEPTH = 10
+
+
 def output_qos() -> QoSProfile:
-    """Segmentation publishers: the latest message, reliable."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                      reliability=ReliabilityPolicy.RELIABLE)
+    """Segmentation publishers: reliable, volatile, keep-last ``OUTPUT_DEPTH`` (see above)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=OUTPUT_DEPTH,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)

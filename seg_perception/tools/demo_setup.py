@@ -1,4 +1,4 @@
-"""What the demo and the node benchmark set up before ROS starts: a model, a transport profile.
+"""What the demo, the node and its benchmark set up before ROS starts: a model, a profile.
 
 ``resolve_demo_model`` picks the zoo's ENet panoptic package, or a random-weight export
 cached under the user's cache directory when this installation ships no zoo;
@@ -9,7 +9,7 @@ process and its children. Imports no rclpy.
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 DEMO_MODEL = 'enet_panoptic'
 DEMO_ARCHITECTURE = 'enet'
@@ -89,19 +89,38 @@ def large_data_profile() -> str:
     raise FileNotFoundError('config/fastdds_large_data.xml not found in ' + ', '.join(candidates))
 
 
+#: RMW implementations built on Fast DDS (the profile is theirs).
+FAST_DDS_RMWS = ('rmw_fastrtps_cpp', 'rmw_fastrtps_dynamic_cpp')
+#: Environment variables by which a user chooses Fast DDS's transports; any one of them set
+#: means the user's choice stands.
+FAST_DDS_TRANSPORT_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE',
+                                'FASTDDS_BUILTIN_TRANSPORTS')
+
+
 def use_large_data_profile() -> str:
     """Point Fast DDS at the large-data profile for this process and its children.
 
-    Must run before the first ROS participant of the process is created. Leaves an
-    already configured profile or another RMW alone. Returns what it did, for the log.
+    Must run before the first ROS participant of the process is created. Leaves another
+    RMW alone, and a transport the user chose (a profile file, or
+    ``FASTDDS_BUILTIN_TRANSPORTS``, e.g. ``DEFAULT`` to keep Fast DDS's own). Returns what it
+    did, for the log.
     """
-    if os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp':
-        return f'RMW {os.environ["RMW_IMPLEMENTATION"]}: no Fast DDS profile'
-    for variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+    rmw = os.environ.get('RMW_IMPLEMENTATION') or 'rmw_fastrtps_cpp'
+    if rmw not in FAST_DDS_RMWS:
+        return f'RMW {rmw}: no Fast DDS profile'
+    for variable in FAST_DDS_TRANSPORT_VARIABLES:
         if os.environ.get(variable):
-            return f'Fast DDS profile from ${variable}: {os.environ[variable]}'
+            return f'Fast DDS transport from ${variable}: {os.environ[variable]}'
+    variables = large_data_profile_env()
+    os.environ.update(variables)
+    return (f'Fast DDS profile {variables["FASTDDS_DEFAULT_PROFILES_FILE"]} (full-size images '
+            'without fragment loss)')
+
+
+def large_data_profile_env() -> Dict[str, str]:
+    """The environment variables that load the large-data profile in a new process."""
     path = large_data_profile()
-    os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = path
+    variables = {'FASTDDS_DEFAULT_PROFILES_FILE': path}
     if os.environ.get('ROS_DISTRO') in ('humble', 'iron', 'jazzy'):  # Fast DDS 2.x name
-        os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = path
-    return f'Fast DDS profile {path} (full-size images without fragment loss)'
+        variables['FASTRTPS_DEFAULT_PROFILES_FILE'] = path
+    return variables
