@@ -1,9 +1,11 @@
-"""``seg-perception bench-node``: the node's latency, throughput and memory vs the Segmenter."""
+"""``seg-perception bench-node``: the node's latency, throughput and memory vs the Segmenter,
+and delivered/published per output topic for 1, 2 and 4 cameras on both transports."""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import List, Optional
 
 HELP = 'benchmark seg_perception_node over real topics against the bare Segmenter'
 
@@ -26,6 +28,23 @@ def add_arguments(parser) -> None:
                         help='ROS domain id (default: $ROS_DOMAIN_ID or 0)')
     parser.add_argument('--cache-dir', metavar='DIR', default=None,
                         help='where the fallback package is kept (default: the demo cache)')
+    parser.add_argument('--measure', default='speed,delivery', metavar='LIST',
+                        help='comma-separated: speed (latency, throughput, memory), delivery '
+                             '(delivered/published per topic) (default: %(default)s)')
+    parser.add_argument('--delivery-frames', type=int, default=15,
+                        help='frames per camera sent one at a time (default: %(default)s)')
+    parser.add_argument('--delivery-rate', type=float, default=30.0,
+                        help='camera rate of the second delivery workload (default: '
+                             '%(default)s Hz)')
+    parser.add_argument('--delivery-seconds', type=float, default=10.0,
+                        help='length of the second delivery workload (default: %(default)s)')
+    parser.add_argument('--delivery-cameras', default='1,2,4', metavar='LIST',
+                        help='camera counts for delivery (default: %(default)s)')
+    parser.add_argument('--transports', default='default,large_data', metavar='LIST',
+                        help='delivery transports: default (nothing set; the node configures '
+                             'itself), large_data (every process with '
+                             'config/fastdds_large_data.xml), udp (the subscriber on UDP only, '
+                             'as on another machine) (default: %(default)s)')
     parser.add_argument('--json', metavar='FILE', help='also write the numbers as JSON')
 
 
@@ -34,6 +53,13 @@ def main(args) -> int:
 
     from ..data.synthetic.generator import SceneGenerator
     from ..packages.zoo import list_zoo, resolve_zoo_model
+    from ..ros.delivery_benchmark import (
+        DELIVERY_OUTPUTS,
+        format_delivery_table,
+        rows_to_dicts,
+        run_delivery_benchmark,
+        TRANSPORTS,
+    )
     from ..ros.node_benchmark import format_node_report, run_node_benchmark
     from ..tools.demo_setup import cached_demo_package, default_cache_dir
 
@@ -42,6 +68,22 @@ def main(args) -> int:
         return 2
     if args.width < 64 or args.height < 64:
         print('error: --width and --height must be at least 64', file=sys.stderr)
+        return 2
+    measures = _choices('--measure', args.measure, ('speed', 'delivery'))
+    transports = _choices('--transports', args.transports, TRANSPORTS)
+    try:
+        counts = [int(text) for text in args.delivery_cameras.split(',')]
+    except ValueError:
+        counts = []
+    if not counts or not all(1 <= count <= 8 for count in counts):
+        print(f'error: --delivery-cameras must be a comma-separated list of 1..8, got '
+              f'{args.delivery_cameras!r}', file=sys.stderr)
+        return 2
+    if measures is None or transports is None:
+        return 2
+    if args.delivery_frames < 1 or args.delivery_rate <= 0 or args.delivery_seconds <= 0:
+        print('error: --delivery-frames, --delivery-rate and --delivery-seconds must be '
+              'positive', file=sys.stderr)
         return 2
     if args.model:
         model = package = args.model
@@ -54,16 +96,42 @@ def main(args) -> int:
         model = 'enet panoptic 1024x512 (random weights)'
     domain_id = args.domain_id if args.domain_id is not None \
         else int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
-    generator = SceneGenerator(width=args.width, height=args.height, seed=3)
-    images = [generator.generate(index).image for index in range(args.frames)]
-    print(f'benchmarking {model} on {args.backend} with {args.width}x{args.height} frames...',
-          flush=True)
-    report = run_node_benchmark(model, package, images, backend=args.backend,
-                                threads=args.threads, domain_id=domain_id,
-                                flood_seconds=args.flood_seconds)
-    print(format_node_report(report))
+    results = {}
+    if 'speed' in measures:
+        generator = SceneGenerator(width=args.width, height=args.height, seed=3)
+        images = [generator.generate(index).image for index in range(args.frames)]
+        print(f'benchmarking {model} on {args.backend} with {args.width}x{args.height} '
+              'frames...', flush=True)
+        report = run_node_benchmark(model, package, images, backend=args.backend,
+                                    threads=args.threads, domain_id=domain_id,
+                                    flood_seconds=args.flood_seconds)
+        print(format_node_report(report))
+        results.update(report.to_dict())
+    if 'delivery' in measures:
+        print(f'delivery of {", ".join(DELIVERY_OUTPUTS)} to a reliable depth-10 subscriber, '
+              f'{args.width}x{args.height} frames...', flush=True)
+        rows = run_delivery_benchmark(
+            package, backend=args.backend, threads=args.threads, width=args.width,
+            height=args.height, domain_id=domain_id, frames=args.delivery_frames,
+            rate_hz=args.delivery_rate, flood_seconds=args.delivery_seconds,
+            transports=transports, camera_counts=counts)
+        print('delivered/published per output topic (all cameras together):')
+        print(format_delivery_table(rows))
+        results['delivery'] = rows_to_dicts(rows)
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as stream:
-            json.dump(report.to_dict(), stream, indent=2)
+            json.dump(results, stream, indent=2)
         print(f'wrote {args.json}')
     return 0
+
+
+def _choices(flag: str, text: str, valid) -> Optional[List[str]]:
+    """The comma-separated ``text`` of ``flag`` as a list; prints an error and returns None
+    when a name is not in ``valid``."""
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    wrong = [name for name in names if name not in valid]
+    if not names or wrong:
+        print(f'error: {flag} takes a comma-separated list of {", ".join(valid)}, got '
+              f'{text!r}', file=sys.stderr)
+        return None
+    return names
