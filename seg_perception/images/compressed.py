@@ -2,8 +2,11 @@
 
 Works on any object with the message's ``format`` and ``data`` fields (rclpy, rosbags, or the
 plain dataclass :class:`CompressedImageMessage` defined here). The image size is read from the
-JPEG / PNG header and checked against the limits of :mod:`seg_perception.images.raw` before
-anything is decompressed. Every failure raises that module's :class:`ImageDecodeError`.
+JPEG / PNG header (:func:`read_compressed_header`, which never decompresses) and checked
+against the limits of :mod:`seg_perception.images.raw` before anything is decompressed. A
+JPEG must end with its end-of-image marker (else it was cut short) and must decode without a
+libjpeg corruption warning (:mod:`.libjpeg_warnings`): damaged data is refused, not decoded
+into garbage. Every failure raises :class:`~seg_perception.images.raw.ImageDecodeError`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
+from .libjpeg_warnings import call_with_libjpeg_warnings, corruption_warning
 from .raw import (
     _byte_buffer,
     _bytes_of,
@@ -103,7 +107,21 @@ def _jpeg_size(data: memoryview) -> Tuple[int, int]:
     raise ImageDecodeError('JPEG data is truncated or has no frame (SOF) header')
 
 
-def _compressed_payload(msg: Any) -> Tuple[str, np.ndarray]:
+@dataclass(frozen=True)
+class CompressedHeader:
+    """What a JPEG / PNG header says, read without decompressing anything.
+
+    Attributes:
+        codec: ``'jpeg'`` or ``'png'`` (from the data's signature).
+        height, width: Image size in pixels.
+    """
+
+    codec: str
+    height: int
+    width: int
+
+
+def _compressed_payload(msg: Any) -> Tuple[CompressedHeader, np.ndarray]:
     declared = compressed_codec(_field(msg, 'format', 'sensor_msgs/CompressedImage'))
     buffer = _byte_buffer(_field(msg, 'data', 'sensor_msgs/CompressedImage'))
     head = memoryview(buffer)
@@ -118,7 +136,32 @@ def _compressed_payload(msg: Any) -> Tuple[str, np.ndarray]:
     if declared is not None and declared != actual:
         raise ImageDecodeError(f'CompressedImage format says {declared} but the data is {actual}')
     _check_size(height, width)
-    return actual, buffer
+    return CompressedHeader(actual, height, width), buffer
+
+
+def read_compressed_header(msg: Any) -> CompressedHeader:
+    """Codec and size of a ``sensor_msgs/CompressedImage``-like message, from its header only.
+
+    Reads the PNG IHDR chunk or the JPEG frame (SOF) header; nothing is decompressed, so a
+    small file that would decode to gigabytes costs nothing here. Checks what
+    :func:`decode_compressed` checks before decoding.
+
+    Raises:
+        ImageDecodeError: unknown or unsupported format, data that is not JPEG/PNG, a format
+            that contradicts the data, a truncated header, or an empty or oversized image
+            (:data:`MAX_IMAGE_SIDE`, :data:`MAX_IMAGE_PIXELS`).
+    """
+    return _compressed_payload(msg)[0]
+
+
+def _check_jpeg_end(buffer: np.ndarray) -> None:
+    """Refuse JPEG data without its end-of-image marker (a transfer cut short).
+
+    Padding after the marker (0x00 or 0xFF bytes, which some encoders append) is allowed.
+    """
+    if not bytes(buffer[-4096:]).rstrip(b'\x00\xff').endswith(b'\xff\xd9'):
+        raise ImageDecodeError(f'JPEG data ({buffer.size} bytes) is truncated: it does not end '
+                               'with the end-of-image marker (FF D9)')
 
 
 def decode_compressed(msg: Any) -> np.ndarray:
@@ -127,27 +170,49 @@ def decode_compressed(msg: Any) -> np.ndarray:
     The image size is read from the JPEG/PNG header and checked against
     :data:`MAX_IMAGE_SIDE` / :data:`MAX_IMAGE_PIXELS` before anything is decompressed. An
     empty ``format`` is allowed (codec from the data's signature); a non-empty one must name
-    the codec the data actually holds.
+    the codec the data actually holds. A JPEG must end with its end-of-image marker and
+    decode without a libjpeg corruption warning; EXIF orientation is ignored, so the result
+    has the header's size.
 
     Args:
         msg: Object with ``format`` and ``data``.
 
     Returns:
-        (H, W, 3) uint8 RGB, a new array. Grey images are replicated to three channels;
-        16-bit PNGs are reduced to 8 bits by OpenCV (value >> 8).
+        (H, W, 3) uint8 RGB, a new array, H and W as in the header. Grey images are
+        replicated to three channels; 16-bit PNGs are reduced to 8 bits by OpenCV
+        (value >> 8).
 
     Raises:
         ImageDecodeError: unknown or unsupported format, data that is not JPEG/PNG, a format
-            that contradicts the data, oversized or empty image, or data OpenCV cannot decode.
+            that contradicts the data, oversized or empty image, a truncated or corrupt JPEG,
+            or data OpenCV cannot decode.
     """
-    codec, buffer = _compressed_payload(msg)
+    header, buffer = _compressed_payload(msg)
+    codec = header.codec
+    if codec == 'jpeg':
+        _check_jpeg_end(buffer)
     cv2 = _cv2()
+
+    def decode() -> Optional[np.ndarray]:
+        return cv2.imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+
+    damage = None
     try:
-        bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+        if codec == 'jpeg':
+            bgr, warnings = call_with_libjpeg_warnings(decode)
+            damage = corruption_warning(warnings)
+        else:
+            bgr = decode()
     except cv2.error as error:
         raise ImageDecodeError(f'OpenCV could not decode the {codec} data: {error}') from None
     if bgr is None:
         raise ImageDecodeError(f'{codec} data ({buffer.size} bytes) could not be decoded')
+    if damage is not None:
+        raise ImageDecodeError(f'JPEG data ({buffer.size} bytes) is corrupt: libjpeg: {damage}')
+    if bgr.shape[:2] != (header.height, header.width):
+        raise ImageDecodeError(
+            f'decoded {codec} is {bgr.shape[1]}x{bgr.shape[0]} but its header says '
+            f'{header.width}x{header.height}')
     return _cvt_color(bgr, 'COLOR_BGR2RGB', f'decoded {codec}')
 
 

@@ -211,6 +211,19 @@ def decode_image(msg: Any) -> np.ndarray:
         ImageDecodeError: unknown encoding, empty or oversized image, step too small,
             data length != height * step, odd width for a 4:2:2 encoding, bad field types.
     """
+    height, width, step, info, is_bigendian, buffer = _checked_fields(msg)
+    item = info.dtype.itemsize
+    wire_dtype = info.dtype.newbyteorder('>' if is_bigendian else '<') if item > 1 else info.dtype
+    strides = (step, info.bytes_per_pixel) + ((item,) if info.channels > 1 else ())
+    image = np.ndarray((height, width) + info.shape_suffix, dtype=wire_dtype, buffer=buffer,
+                       strides=strides)
+    if item > 1 and is_bigendian != (sys.byteorder == 'big'):
+        return image.astype(info.dtype.newbyteorder('='))
+    return image
+
+
+def _checked_fields(msg: Any) -> Tuple[int, int, int, ImageEncoding, bool, np.ndarray]:
+    """decode_image's checks: (height, width, step, encoding, is_bigendian, data bytes)."""
     height = _non_negative_int(_field(msg, 'height', 'sensor_msgs/Image'), 'height')
     width = _non_negative_int(_field(msg, 'width', 'sensor_msgs/Image'), 'width')
     step = _non_negative_int(_field(msg, 'step', 'sensor_msgs/Image'), 'step')
@@ -229,15 +242,7 @@ def decode_image(msg: Any) -> np.ndarray:
     if buffer.size != height * step:
         raise ImageDecodeError(
             f'data length {buffer.size} != height * step = {height} * {step} = {height * step}')
-
-    item = info.dtype.itemsize
-    wire_dtype = info.dtype.newbyteorder('>' if is_bigendian else '<') if item > 1 else info.dtype
-    strides = (step, info.bytes_per_pixel) + ((item,) if info.channels > 1 else ())
-    image = np.ndarray((height, width) + info.shape_suffix, dtype=wire_dtype, buffer=buffer,
-                       strides=strides)
-    if item > 1 and is_bigendian != (sys.byteorder == 'big'):
-        return image.astype(info.dtype.newbyteorder('='))
-    return image
+    return height, width, step, info, is_bigendian, buffer
 
 
 # --------------------------------------------------------------------------- to RGB
@@ -285,6 +290,16 @@ def rgb8_convertible(encoding: str) -> bool:
     return info.dtype in (np.uint8, np.uint16) and info.channels in _GENERIC_RGB_CHANNELS
 
 
+def _rgb_encoding(msg: Any) -> ImageEncoding:
+    info = encoding_info(_field(msg, 'encoding', 'sensor_msgs/Image'))
+    if not rgb8_convertible(info.name):
+        raise ImageDecodeError(
+            f'encoding {info.name} has no RGB interpretation; use decode_image() for its raw '
+            'values. RGB-convertible: '
+            + ', '.join(name for name in SUPPORTED_ENCODINGS if rgb8_convertible(name)))
+    return info
+
+
 def to_rgb8(msg: Any, bit_depth: int = 16) -> np.ndarray:
     """Decode a ``sensor_msgs/Image``-like message into RGB for the network.
 
@@ -314,12 +329,7 @@ def to_rgb8(msg: Any, bit_depth: int = 16) -> np.ndarray:
     if isinstance(bit_depth, bool) or not isinstance(bit_depth, (int, np.integer)) \
             or not 1 <= bit_depth <= 16:
         raise ImageDecodeError(f'bit_depth must be an integer in 1..16, got {bit_depth!r}')
-    info = encoding_info(_field(msg, 'encoding', 'sensor_msgs/Image'))
-    if not rgb8_convertible(info.name):
-        raise ImageDecodeError(
-            f'encoding {info.name} has no RGB interpretation; use decode_image() for its raw '
-            'values. RGB-convertible: '
-            + ', '.join(name for name in SUPPORTED_ENCODINGS if rgb8_convertible(name)))
+    info = _rgb_encoding(msg)
     image = decode_image(msg)
     if image.strides[0] % image.itemsize:
         # A row step that is not a whole number of elements (e.g. 16-bit pixels after an odd

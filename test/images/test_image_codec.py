@@ -412,7 +412,7 @@ def _with_png_size(data, width, height):
     ('jpeg', lambda: b'', 'neither JPEG nor PNG'),
     ('jpeg', lambda: b'hello world, not an image', 'neither JPEG nor PNG'),
     ('jpeg', lambda: _jpeg_bytes()[:20], 'JPEG data is truncated or has no frame'),
-    ('jpeg', lambda: _jpeg_bytes()[:len(_jpeg_bytes()) // 2], 'jpeg data .* could not be decoded'),
+    ('jpeg', lambda: _jpeg_bytes()[:len(_jpeg_bytes()) // 2], 'JPEG data .* is truncated'),
     ('png', lambda: _png_bytes()[:20], 'PNG data is truncated'),
     ('png', lambda: _png_bytes()[:60] + bytes(b ^ 0x55 for b in _png_bytes()[60:]),
      'png data .* could not be decoded'),
