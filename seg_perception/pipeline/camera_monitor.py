@@ -19,10 +19,11 @@ class CameraSnapshot:
     """Counters of one camera at one moment.
 
     Attributes:
-        frames_in: Frames decoded and accepted.
+        frames_in: Frames whose header passed the checks (taken into the newest-frame slot;
+            decoded later, if inference takes them, and rejected then if they cannot be).
         frames_out: Frames segmented and published.
         dropped: Accepted frames replaced by a newer one before inference took them.
-        rejected: Frames that could not be decoded or were invalid for this camera.
+        rejected: Frames refused by their header (size, limit) or that could not be decoded.
         failed: Frames whose inference raised (logged, skipped).
         last_rejection: Reason of the latest rejection ('' if none).
         input_hz, output_hz: Rates over the meter window.

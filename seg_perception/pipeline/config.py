@@ -14,6 +14,7 @@ import math
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from ..images.raw import MAX_IMAGE_PIXELS
 from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES, PRECISION_CHOICES
 from .outputs import INSTANCE_ENCODING_CHOICES, OUTPUT_NAMES, OUTPUTS, RenderSettings
 
@@ -125,6 +126,10 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
                   'Reliability of the image subscriptions; auto follows the camera publisher '
                   '(reliable when it is reliable, else best effort).',
                   choices=RELIABILITY_CHOICES),
+    ParameterSpec('max_image_pixels', 'integer', 1 << 24,
+                  "Largest camera image (width * height) accepted, read from the image's header "
+                  "before decoding; later frames must keep the size of the camera's first.",
+                  minimum=1, maximum=MAX_IMAGE_PIXELS),
     ParameterSpec('output_resolution', 'string', 'input',
                   'input maps the outputs back to the camera image size; network keeps the '
                   'network input size (less bandwidth); next frame.',
@@ -183,6 +188,7 @@ class NodeConfig:
     image_topic: str
     input_transport: str
     qos_reliability: str
+    max_image_pixels: int
     output_resolution: str
     instance_encoding: str
     enabled_outputs: Tuple[str, ...]

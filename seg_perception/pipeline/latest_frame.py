@@ -1,8 +1,9 @@
 """Newest-frame mailbox: one slot per camera, a frame replaced before it was taken is dropped.
 
-Subscription callbacks ``put`` decoded frames; the single inference worker ``wait_for_any``
-and ``take``s them. Nothing ever queues: a camera faster than inference loses its stale
-frames (counted), so the output always shows the newest picture.
+Subscription callbacks ``put`` frames (still undecoded: the worker decodes the ones it
+takes); the single inference worker ``wait_for_any`` and ``take``s them. Nothing ever queues:
+a camera faster than inference loses its stale frames (counted, never decoded), so the output
+always shows the newest picture.
 """
 
 from __future__ import annotations

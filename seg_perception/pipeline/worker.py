@@ -1,10 +1,12 @@
 """The node's single inference thread, without ROS.
 
-It takes the newest frame of each camera from a ``LatestFrameStore``, runs the one
-``Segmenter`` (all cameras in one batch with ``batch_cameras``, else camera by camera),
-renders the outputs someone wants (``outputs.render_outputs``), and hands them to a
-``deliver`` callback (the node publishes them). Frames that fail are reported through
-``on_error`` and skipped; the thread keeps serving.
+It takes the newest frame of each camera from a ``LatestFrameStore``, decodes it (a frame
+may arrive undecoded, with a ``decode`` function: only frames that reach inference are ever
+decoded, the ones replaced in the store never are), runs the one ``Segmenter`` (all cameras
+in one batch with ``batch_cameras``, else camera by camera), renders the outputs someone
+wants (``outputs.render_outputs``), and hands them to a ``deliver`` callback (the node
+publishes them). Frames that cannot be decoded are reported through ``on_reject``, frames
+that fail later through ``on_error``; both are skipped and the thread keeps serving.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 import queue
 import threading
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
+from ..images.raw import ImageDecodeError
 from ..images.visualize import PanopticColorizer
 from ..segmenter import SegmentationResult, Segmenter
 from .config import NodeConfig
@@ -25,19 +28,23 @@ from .outputs import FrameOutputs, render_outputs
 
 @dataclass
 class Frame:
-    """One decoded camera image waiting for inference.
+    """One camera image waiting for inference.
 
     Attributes:
         camera: Camera namespace it came from.
-        image: uint8 (H, W, 3) RGB (may be a read-only view of the message buffer).
+        image: uint8 (H, W, 3) RGB (may be a read-only view of the message buffer), or None
+            until the worker calls ``decode``.
         header: The message header, copied to every output (opaque here).
         received: ``time.monotonic()`` when the subscription callback got it.
+        decode: Returns the (H, W, 3) uint8 RGB image when ``image`` is None; raises
+            (``ImageDecodeError`` or anything else) when the frame must be rejected.
     """
 
     camera: str
-    image: np.ndarray
+    image: Optional[np.ndarray]
     header: Any
     received: float
+    decode: Optional[Callable[[], np.ndarray]] = None
 
 
 Wants = Callable[[str, str], bool]
@@ -56,6 +63,8 @@ class InferenceWorker:
         wants: Which outputs to compute for a camera right now.
         deliver: Called with each frame and its outputs (publishing happens here).
         on_error: Called with (camera, reason) when segmenting or delivering a frame fails.
+        on_reject: Called with (camera, reason) when a frame's ``decode`` raises (default:
+            ``on_error``).
         pipelined: Render and deliver in a second thread while the next round's inference
             runs (where inference is fast, e.g. TensorRT, publishing full-size images would
             otherwise halve the frame rate). At most one round is being delivered at a time:
@@ -64,13 +73,15 @@ class InferenceWorker:
 
     def __init__(self, segmenter: Segmenter, store: LatestFrameStore,
                  get_config: Callable[[], NodeConfig], wants: Wants, deliver: Deliver,
-                 on_error: OnError, pipelined: bool = False) -> None:
+                 on_error: OnError, pipelined: bool = False,
+                 on_reject: Optional[OnError] = None) -> None:
         self._segmenter = segmenter
         self._store = store
         self._get_config = get_config
         self._wants = wants
         self._deliver = deliver
         self._on_error = on_error
+        self._on_reject = on_reject or on_error
         self._colorizer = PanopticColorizer(segmenter.manifest.label_set,
                                             segmenter.manifest.label_divisor)
         self._pipelined = pipelined
@@ -121,14 +132,33 @@ class InferenceWorker:
         config = self._get_config()
         self.rounds += 1
         if config.batch_cameras:
-            frames = list(self._store.take_all().values())
+            frames = self._decoded(list(self._store.take_all().values()))
             return self._segment(frames, config) if frames else 0
         delivered = 0
         for camera in self._store.pending():
-            frame = self._store.take(camera)
-            if frame is not None:
-                delivered += self._segment([frame], config)
+            frames = self._decoded([self._store.take(camera)])
+            if frames:
+                delivered += self._segment(frames, config)
         return delivered
+
+    def _decoded(self, frames: List[Optional[Frame]]) -> List[Frame]:
+        """``frames`` with their images decoded; those that cannot be are reported and left
+        out."""
+        ready = []
+        for frame in frames:
+            if frame is None:
+                continue
+            if frame.image is None:
+                try:
+                    frame.image = frame.decode()
+                except Exception as error:  # noqa: BLE001 - a bad frame must not stop the node
+                    reason = str(error) if isinstance(error, ImageDecodeError) \
+                        else f'{type(error).__name__}: {error}'
+                    self._on_reject(frame.camera, reason)
+                    continue
+                frame.decode = None  # let go of the message
+            ready.append(frame)
+        return ready
 
     def _segment(self, frames: List[Frame], config: NodeConfig) -> int:
         try:

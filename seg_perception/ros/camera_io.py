@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, Optional, Tuple
 
 from rclpy.qos import ReliabilityPolicy
@@ -22,7 +23,8 @@ class CameraIO:
         reliability: Reliability of the current image subscription.
         publishers: Output name -> publisher.
         camera_info: Latest camera_info message, or None.
-        expected_hw: (height, width) of the first image, used while there is no camera_info.
+        expected_hw: (height, width) of the first decoded image, used while there is no
+            camera_info.
         monitor: The camera's counters.
         last_warning, suppressed_warnings: Warning throttle state (monotonic s, count).
     """
@@ -38,19 +40,35 @@ class CameraIO:
         self.monitor = CameraMonitor()
         self.last_warning = -1e9
         self.suppressed_warnings = 0
+        self._throttle_lock = threading.Lock()
 
-    def check_size(self, image_hw: Tuple[int, int]) -> None:
-        """Raise ``ImageDecodeError`` when an image's (height, width) is not the camera's.
+    def check_size(self, image_hw: Tuple[int, int], max_pixels: int = 0,
+                   establish: bool = True) -> None:
+        """Raise ``ImageDecodeError`` when an image's (height, width) is not acceptable.
 
-        The camera's size is that of its camera_info, or else that of its first image.
+        Acceptable: at most ``max_pixels`` pixels (0: no limit), and the camera's size: that
+        of its camera_info, or else that of its first decoded image.
+
+        Args:
+            image_hw: (height, width) of the image, decoded or read from its header.
+            max_pixels: The ``max_image_pixels`` parameter.
+            establish: Record ``image_hw`` as the camera's size when it has none yet. The
+                subscription callback checks headers with False, so that only an image that
+                decoded sets the size.
         """
+        height, width = image_hw
+        if max_pixels and height * width > max_pixels:
+            raise ImageDecodeError(
+                f'image size {width}x{height} = {height * width} pixels exceeds '
+                f'max_image_pixels {max_pixels}')
         info = self.camera_info
         if info is not None and info.width > 0 and info.height > 0:
             expected, source = (int(info.height), int(info.width)), 'its camera_info'
         else:
             expected, source = self.expected_hw, 'its first image'
         if expected is None:
-            self.expected_hw = tuple(image_hw)
+            if establish:
+                self.expected_hw = (int(height), int(width))
             return
         if tuple(image_hw) != expected:
             raise ImageDecodeError(
@@ -67,10 +85,11 @@ class CameraIO:
         Returns:
             The message, with the number of warnings suppressed since the last one.
         """
-        if now - self.last_warning < WARNING_THROTTLE_S:
-            self.suppressed_warnings += 1
-            return None
-        if self.suppressed_warnings:
-            message += f' ({self.suppressed_warnings} similar warnings suppressed)'
-        self.last_warning, self.suppressed_warnings = now, 0
+        with self._throttle_lock:  # the callback and the inference thread both warn
+            if now - self.last_warning < WARNING_THROTTLE_S:
+                self.suppressed_warnings += 1
+                return None
+            if self.suppressed_warnings:
+                message += f' ({self.suppressed_warnings} similar warnings suppressed)'
+            self.last_warning, self.suppressed_warnings = now, 0
         return message

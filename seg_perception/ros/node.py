@@ -1,8 +1,9 @@
 """``seg_perception_node``: camera images in, semantic / instance / panoptic images out.
 
-Thin rclpy glue over the ROS-free core: parameters come from ``pipeline.config``, frames go
-through ``images`` into a ``LatestFrameStore``, the ``InferenceWorker`` thread runs the
-one ``Segmenter`` and this module publishes what it renders. Written against the Humble
+Thin rclpy glue over the ROS-free core: parameters come from ``pipeline.config``; a frame
+whose header passes the size checks goes undecoded into a ``LatestFrameStore``; the
+``InferenceWorker`` thread decodes the newest frame of each camera (``images``), runs the one
+``Segmenter``, and this module publishes what it renders. Written against the Humble
 API; newer APIs are guarded.
 
 Per camera namespace ``<cam>``::
@@ -35,6 +36,7 @@ from rclpy.node import Node
 from rclpy.qos import ReliabilityPolicy
 
 from ..images.compressed import decode_compressed
+from ..images.header_size import declared_size
 from ..images.raw import encode_image, ImageDecodeError, to_rgb8
 from ..pipeline.config import ConfigError, model_is_path, NodeConfig
 from ..pipeline.diagnostics import build_report, ModelInfo
@@ -100,9 +102,10 @@ class SegmentationNode(Node):
         if self._config.qos_reliability == 'auto':
             self._qos_timer = self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publisher_qos)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._worker = InferenceWorker(self._segmenter, self._store, lambda: self._config,
-                                       self._wants, self._deliver, self._on_inference_error,
-                                       pipelined=True)
+        self._worker = InferenceWorker(
+            self._segmenter, self._store, lambda: self._config, self._wants, self._deliver,
+            self._on_inference_error, pipelined=True,
+            on_reject=lambda camera, reason: self._reject(self._cameras[camera], reason))
         self._worker.start()
         self._log_startup()
 
@@ -206,22 +209,30 @@ class SegmentationNode(Node):
     # ------------------------------------------------------------------ input
 
     def _on_image(self, io: CameraIO, msg: Any) -> None:
+        """Check the frame's declared size and store it undecoded (the worker decodes it)."""
         now = time.monotonic()
+        compressed = self._config.input_transport == 'compressed'
         try:
-            if self._config.input_transport == 'compressed':
-                image = decode_compressed(msg)
-            else:
-                image = to_rgb8(msg)
-            io.check_size(image.shape[:2])
+            io.check_size(declared_size(msg, compressed), self._config.max_image_pixels,
+                          establish=False)
         except Exception as error:  # noqa: BLE001 - a bad frame must never stop the node
-            reason = str(error) if isinstance(error, ImageDecodeError) \
-                else f'{type(error).__name__}: {error}'
-            count = io.monitor.frame_rejected(reason)
-            self._warn(io, f'rejected image {count} on {self._topic_of(io)}: '
-                           f'{reason}')
+            self._reject(io, str(error) if isinstance(error, ImageDecodeError)
+                         else f'{type(error).__name__}: {error}')
             return
         io.monitor.frame_received(now)
-        self._store.put(io.camera, Frame(io.camera, image, msg.header, now))
+        self._store.put(io.camera, Frame(io.camera, None, msg.header, now,
+                                         decode=lambda: self._decode(io, msg, compressed)))
+
+    def _decode(self, io: CameraIO, msg: Any, compressed: bool):
+        """(H, W, 3) uint8 RGB of a stored frame (inference thread); raises to reject it."""
+        image = decode_compressed(msg) if compressed else to_rgb8(msg)
+        io.check_size(image.shape[:2], self._config.max_image_pixels)
+        return image
+
+    def _reject(self, io: CameraIO, reason: str) -> None:
+        """Count a rejected frame (callback or inference thread) and warn, throttled."""
+        count = io.monitor.frame_rejected(reason)
+        self._warn(io, f'rejected image {count} on {self._topic_of(io)}: {reason}')
 
     def _warn(self, io: CameraIO, message: str) -> None:
         """Log a warning at most once per ``camera_io.WARNING_THROTTLE_S`` per camera."""
