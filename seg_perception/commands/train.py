@@ -25,8 +25,11 @@ def add_arguments(parser) -> None:
                         help='training crop size (default: the network size); validation and '
                         'export use --width x --height')
     parser.add_argument('--epochs', type=int, default=defaults.epochs)
-    parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
-    parser.add_argument('--lr', type=float, default=defaults.lr)
+    parser.add_argument('--batch-size', type=int, default=defaults.batch_size,
+                        help='global batch, split evenly over the processes of a torchrun job '
+                        '(default %(default)s)')
+    parser.add_argument('--lr', type=float, default=defaults.lr,
+                        help='learning rate of the global batch (default %(default)s)')
     parser.add_argument('--train-frames', type=int, default=defaults.train_frames,
                         help='synthetic frames per epoch (default %(default)s)')
     parser.add_argument('--val-frames', type=int, default=defaults.val_frames,
@@ -72,7 +75,32 @@ def add_arguments(parser) -> None:
                         help='with --init-weights: load only the tensors whose names and shapes '
                         'match (after a head change); at least half must match')
     parser.add_argument('--resume', action='store_true',
-                        help='continue from OUT/checkpoints/last.pt')
+                        help='continue from OUT/checkpoints/last.pt (written by any number of '
+                        'processes)')
+    parser.add_argument('--nproc', '--gpus', dest='nproc', type=int, default=0, metavar='N',
+                        help='data-parallel on N processes of this machine: relaunches itself '
+                        'under "python -m torch.distributed.run --standalone '
+                        '--nproc_per_node=N" (one per GPU with --device cuda; gloo on the CPU)')
+    parser.add_argument('--no-sync-batchnorm', dest='sync_batchnorm', action='store_false',
+                        help="with several processes, BatchNorm statistics of each process's "
+                        'slice of the batch instead of the whole global batch')
+
+
+def _torchrun(nproc: int, argv) -> int:
+    """Run this command again under torchrun with ``nproc`` processes; its exit status."""
+    import subprocess
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in ('--nproc', '--gpus'):
+            skip = True
+        elif not word.startswith(('--nproc=', '--gpus=')):
+            words.append(word)
+    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+               f'--nproc_per_node={nproc}', '-m', 'seg_perception.cli'] + words
+    print('launching: ' + shlex.join(command), file=sys.stderr)
+    return subprocess.call(command)
 
 
 def main(args) -> int:
@@ -83,6 +111,15 @@ def main(args) -> int:
         if getattr(args, name) <= 0:
             print(f'error: --{name.replace("_", "-")} must be positive', file=sys.stderr)
             return 2
+    if args.nproc < 0:
+        print('error: --nproc must be positive', file=sys.stderr)
+        return 2
+    if args.nproc and 'RANK' not in os.environ:
+        if args.batch_size % args.nproc:
+            print(f'error: --batch-size {args.batch_size} is the global batch and must be a '
+                  f'multiple of --nproc {args.nproc}', file=sys.stderr)
+            return 2
+        return _torchrun(args.nproc, sys.argv[1:])
     if not 0.0 < args.hard_pixel_ratio <= 1.0:
         print('error: --hard-pixel-ratio must be in (0, 1]', file=sys.stderr)
         return 2
@@ -110,7 +147,7 @@ def main(args) -> int:
         class_balanced_crops=args.class_balanced_crops, mixed_precision=args.mixed_precision,
         max_minutes=args.max_minutes, init_weights=args.init_weights,
         init_partial=args.init_partial, backbone_weights=args.backbone_weights,
-        channels_last=args.channels_last,
+        channels_last=args.channels_last, sync_batchnorm=args.sync_batchnorm,
         crop_height=crop_height, crop_width=crop_width,
         frame_cache='' if args.frame_cache is None else (
             args.frame_cache or os.path.join(args.out, 'frame_cache')))
@@ -127,5 +164,6 @@ def main(args) -> int:
                 'there is room)' if os.path.isfile(checkpoint) else 'no checkpoint was written')
         print(f'error: {os_error_line(error)}; {kept}', file=sys.stderr)
         return 1
-    print(f'model package: {package}  mIoU {result.miou:.4f}  PQ {result.pq:.4f}')
+    if os.environ.get('RANK', '0') == '0':
+        print(f'model package: {package}  mIoU {result.miou:.4f}  PQ {result.pq:.4f}')
     return 0

@@ -27,6 +27,9 @@ class TrainConfig:
         data: ``synthetic`` or a Cityscapes-format root directory.
         height, width: Network input size (training crops and export size).
         epochs, batch_size, lr, weight_decay: Optimisation (Adam, poly decay).
+            ``batch_size`` is the global batch: under ``torchrun`` each of the N processes
+            takes ``batch_size / N`` of it, and ``lr`` applies to the global batch, so N
+            processes train as one process with the same configuration would.
         train_frames: Frames per epoch for synthetic data (each frame index is a new scene).
         val_frames: Held-out frames evaluated at each validation.
         val_every: Validate every N epochs (and after the last).
@@ -61,6 +64,9 @@ class TrainConfig:
             layout, which oneDNN and tensor cores run faster for some networks (ENet steps
             1.34x faster on the AMX CPU here, DeepLab MobileNetV3 not). Results are the same
             computation; checkpoints and the exported package are layout-free.
+        sync_batchnorm: With more than one process, take BatchNorm statistics over the
+            whole global batch (``torch.nn.SyncBatchNorm``, or its gloo form on the CPU)
+            rather than each process's slice of it; no effect with one process.
     """
 
     model: str
@@ -95,6 +101,7 @@ class TrainConfig:
     init_partial: bool = False
     backbone_weights: str = ''
     channels_last: bool = False
+    sync_batchnorm: bool = True
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
