@@ -32,7 +32,7 @@ setup(
     description='Semantic, instance and panoptic segmentation for ROS 2 cameras '
                 '(ENet, DeepLab, FCN, U-Net, PSPNet; TensorRT, ONNX Runtime, PyTorch).',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest'], 'ray': ['ray>=2.30']},
     entry_points={
         'console_scripts': [
             'seg_perception_node = seg_perception.ros.node:main',

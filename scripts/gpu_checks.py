@@ -298,6 +298,31 @@ def tensorrt_tests() -> Dict[str, Any]:
     return {'pytest': tail[0]}
 
 
+# ------------------------------------------------------------------ torchrun + NCCL (DDP)
+
+def nccl_torchrun_check(timeout_s: int = 300) -> Dict[str, Any]:
+    """One short ENet run through ``python -m torch.distributed.run --nproc_per_node=1``:
+    a process group of one on NCCL, SyncBatchNorm and DistributedDataParallel (issue 28)."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                   '--nproc_per_node=1', '-m', 'seg_perception.cli', 'train', '--model',
+                   'enet', '--device', 'cuda', '--height', '128', '--width', '256',
+                   '--epochs', '1', '--batch-size', '4', '--train-frames', '16',
+                   '--val-frames', '2', '--workers', '0', '--out', out]
+        started = time.perf_counter()
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                                timeout=timeout_s)
+        output = result.stdout + result.stderr
+        check(result.returncode == 0, f'torchrun train exited {result.returncode}: '
+                                      f'{output[-3000:]}')
+        check('1 processes (nccl)' in output, f'no NCCL process group: {output[-2000:]}')
+        check(os.path.isfile(os.path.join(out, 'model', 'manifest.yaml')),
+              'no model package exported')
+        return {'seconds': round(time.perf_counter() - started, 1), 'backend': 'nccl'}
+
+
 # ---------------------------------------------------------------------------------- main
 
 def main(argv: List[str]) -> int:
@@ -326,6 +351,7 @@ def main(argv: List[str]) -> int:
     sections = [('cuda-python', cuda_python_checks, problems['cuda-python']),
                 ('torch CUDA', lambda: torch_checks(packages, args.frames, args.iterations),
                  problems['torch CUDA'])]
+    sections.append(('torchrun NCCL', nccl_torchrun_check, problems['torch CUDA']))
     from seg_perception.runtime.tensorrt_backend import tensorrt_available
     trt_ok, trt_reason = tensorrt_available()
     sections.append(('TensorRT tests', tensorrt_tests, None if trt_ok else trt_reason))

@@ -13,8 +13,19 @@ def add_arguments(parser) -> None:
     from ..evaluation.config import REPORT_CHOICES
     from ..evaluation.output_bag import OUTPUT_CHOICES
     from ..runtime.base import BACKEND_CHOICES, DEVICE_CHOICES, PRECISION_CHOICES
-    parser.add_argument('bag', nargs='?', default=None,
-                        help='input bag (rosbag2 directory, .mcap or .db3 file)')
+    parser.add_argument('bag', nargs='*', default=[],
+                        help='input bag(s) (rosbag2 directory, .mcap or .db3 file); several: a '
+                        'fleet evaluation with one merged report')
+    parser.add_argument('--bags', metavar='DIR_OR_GLOB', default=None,
+                        help='fleet evaluation of every bag in DIR (or matching the glob)')
+    parser.add_argument('--jobs', type=int, default=1, metavar='N',
+                        help='fleet: evaluate bags in N local processes (default 1)')
+    parser.add_argument('--ray', nargs='?', const='', default=None, metavar='ADDRESS',
+                        help='fleet: run bags as Ray tasks on the cluster at ADDRESS (a local '
+                        'Ray without it); needs pip install "seg-perception[ray]"')
+    parser.add_argument('--bag-outputs', action='store_true',
+                        help="fleet: also write each bag's output bag (default: metrics and "
+                        'report per bag)')
     parser.add_argument('--image-topic', action='append', default=[], metavar='T',
                         help='camera image topic (Image or CompressedImage); repeat for several '
                         'cameras')
@@ -64,14 +75,18 @@ def main(args) -> int:
     from ..evaluation.evaluate import run_evaluation
     outputs = () if args.outputs.strip() == 'none' else tuple(
         o.strip() for o in args.outputs.split(',') if o.strip())
+    fleet = len(args.bag) > 1 or args.bags or args.jobs != 1 or args.ray is not None
     config = EvalConfig(
-        out_dir=args.out, model=args.model, bag=args.bag, image_topics=args.image_topic,
+        out_dir=args.out, model=args.model,
+        bag=args.bag[0] if args.bag and not fleet else None, image_topics=args.image_topic,
         label_topics=args.label_topic, labels_dir=args.labels_dir, dataset_dir=args.dataset,
         split=args.split, no_labels=args.no_labels, backend=args.backend, device=args.device,
         precision=args.precision, threads=args.threads, workers=args.workers, outputs=outputs,
         report_format=args.report, max_frames=args.max_frames, distro=args.distro,
         min_instance_area=args.min_instance_area, worst_frames=args.worst_frames,
         progress=not args.no_progress)
+    if fleet:
+        return _fleet_main(args, config)
     try:
         summary = run_evaluation(config)
     except (EvalError, BagError, ValueError, OSError) as error:
@@ -111,6 +126,41 @@ def main(args) -> int:
         print(f'seg-perception eval: error: {nothing_evaluated_line(metrics)}',
               file=sys.stderr)
     return summary.exit_code
+
+
+def _fleet_main(args, template) -> int:
+    """Several bags: ``evaluation.fleet``; 0 when every bag was evaluated, 3 when some
+    failed (reported), 2 when the fleet could not start or no bag was evaluated."""
+    from ..evaluation.config import EvalError
+    from ..evaluation.fleet import expand_bags, FleetConfig, run_fleet
+    if args.dataset:
+        print('seg-perception eval: error: --dataset takes no bags, --bags, --jobs or --ray',
+              file=sys.stderr)
+        return 2
+    try:
+        bags = expand_bags(args.bag, args.bags)
+        metrics = run_fleet(FleetConfig(bags=bags, template=template, out_dir=args.out,
+                                        jobs=args.jobs, ray_address=args.ray,
+                                        bag_outputs=args.bag_outputs),
+                            log=lambda line: print(line, file=sys.stderr))
+    except EvalError as error:
+        print(f'seg-perception eval: error: {error}', file=sys.stderr)
+        return 2
+    count, frames = metrics['bags'], metrics['frames']
+    print(f'bags: {count["total"]}, evaluated {count["evaluated"]}, failed {count["failed"]}; '
+          f'frames: read {frames["read"]}, evaluated {frames["evaluated"]}, skipped '
+          f'{frames["skipped"]}')
+    if metrics.get('semantic'):
+        print(f'mIoU {_pct(metrics["semantic"]["mean_iou"])}')
+    if metrics.get('panoptic'):
+        print(f'PQ {_pct(metrics["panoptic"]["pq"])}')
+    for failed in metrics['failed_bags']:
+        print(f'seg-perception eval: warning: bag {failed["bag"]} failed: {failed["error"]}',
+              file=sys.stderr)
+    print(f'wrote {args.out}/fleet_metrics.json')
+    if not count['evaluated']:
+        return 2
+    return 3 if count['failed'] else 0
 
 
 def _pct(value) -> str:

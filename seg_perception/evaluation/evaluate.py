@@ -78,7 +78,10 @@ def run_evaluation(config: EvalConfig, segmenter: Any = None,
     if own_segmenter:
         segmenter = load_segmenter(config)
     try:
-        return _Evaluation(config, segmenter, stop).run()
+        evaluation = _Evaluation(config, segmenter, stop)
+        summary = evaluation.run()
+        summary.accumulator = evaluation.accumulator
+        return summary
     finally:
         if own_segmenter:
             segmenter.close()

@@ -12,7 +12,7 @@ written (it was removed; the metrics are complete); 130 interrupted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import os
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -36,6 +36,8 @@ class EvalSummary:
         interrupted: Stopped by SIGINT / ``stop`` before the end of the input.
         read_error: Why reading stopped early (corrupt or truncated bag), or None.
         output_error: Why the output bag could not be written (it was removed), or None.
+        accumulator: The run's ``EvalAccumulator`` (confusion matrices, PQ sums, latencies,
+            skips), which a fleet evaluation adds up exactly across bags.
     """
 
     metrics: Dict[str, Any]
@@ -45,6 +47,7 @@ class EvalSummary:
     interrupted: bool = False
     read_error: Optional[str] = None
     output_error: Optional[str] = None
+    accumulator: Any = field(default=None, repr=False)
 
     @property
     def nothing_evaluated(self) -> bool:
