@@ -33,6 +33,8 @@ class CameraSnapshot:
         qos_unresolved: An incompatible-QoS event came after the subscription was last
             (re)created, i.e. the camera and the node still do not talk.
         reliability: Reliability the image subscription uses now.
+        camera_info_note: Why the latest camera_info does not fit the images ('' if it
+            does, or there is none).
     """
 
     frames_in: int
@@ -48,6 +50,7 @@ class CameraSnapshot:
     incompatible_qos: int
     qos_unresolved: bool
     reliability: str
+    camera_info_note: str = ''
 
 
 class CameraMonitor:
@@ -65,6 +68,7 @@ class CameraMonitor:
         self._incompatible_qos = 0
         self._qos_unresolved = False
         self._reliability = ''
+        self._camera_info_note = ''
 
     def frame_received(self, now: float) -> None:
         self._input.record(now)
@@ -87,6 +91,12 @@ class CameraMonitor:
         with self._lock:
             self._inference_ms = float(inference_ms)
 
+    def camera_info_checked(self, note: str) -> None:
+        """The latest camera_info was compared with an image: ``note`` says why it does not
+        fit ('' when it does)."""
+        with self._lock:
+            self._camera_info_note = note
+
     def qos_incompatible(self) -> None:
         with self._lock:
             self._incompatible_qos += 1
@@ -105,9 +115,11 @@ class CameraMonitor:
             last, inference_ms = self._last_rejection, self._inference_ms
             incompatible, reliability = self._incompatible_qos, self._reliability
             unresolved = self._qos_unresolved
+            camera_info_note = self._camera_info_note
         return CameraSnapshot(
             frames_in=self._input.count, frames_out=self._output.count, dropped=dropped,
             rejected=rejected, failed=failed, last_rejection=last,
             input_hz=self._input.rate(now), output_hz=self._output.rate(now),
             latency=self._latency.summary(), inference_ms=inference_ms,
-            incompatible_qos=incompatible, qos_unresolved=unresolved, reliability=reliability)
+            incompatible_qos=incompatible, qos_unresolved=unresolved, reliability=reliability,
+            camera_info_note=camera_info_note)

@@ -10,6 +10,7 @@ names the parameter and its valid choices or range. Nothing here imports rclpy.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+import difflib
 import math
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -21,6 +22,13 @@ from .outputs import INSTANCE_ENCODING_CHOICES, OUTPUT_NAMES, OUTPUTS, RenderSet
 TRANSPORT_CHOICES = ('raw', 'compressed')
 RELIABILITY_CHOICES = ('auto', 'best_effort', 'reliable')
 OUTPUT_RESOLUTION_CHOICES = ('input', 'network')
+
+#: diagnostic_updater's period parameter; NodeConfig field ``diagnostics_period``.
+DIAGNOSTICS_PERIOD = 'diagnostic_updater.period'
+#: Parameter names of earlier versions -> today's (suggested for an unknown override).
+RENAMED_PARAMETERS = {'diagnostics_period': DIAGNOSTICS_PERIOD}
+#: Parameters whose NodeConfig field has another name (a field name has no '.').
+FIELD_OF_PARAMETER = {DIAGNOSTICS_PERIOD: 'diagnostics_period'}
 
 _NAME_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 
@@ -151,8 +159,9 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('batch_cameras', 'bool', True,
                   'Run the newest frame of every camera in one batched inference; next frame.',
                   read_only=False),
-    ParameterSpec('diagnostics_period', 'double', 1.0,
-                  'Seconds between /diagnostics messages.', minimum=0.1, maximum=60.0),
+    ParameterSpec(DIAGNOSTICS_PERIOD, 'double', 1.0,
+                  "Seconds between /diagnostics messages (diagnostic_updater's parameter).",
+                  minimum=0.1, maximum=60.0),
 )
 
 PARAMETERS_BY_NAME: Dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
@@ -259,7 +268,7 @@ class NodeConfig:
                 raise ConfigError(f'parameter {name} is read-only (restart the node to change '
                                   'it); run-time parameters: ' + ', '.join(RUNTIME_PARAMETERS))
             checked[name] = validate_value(name, value)
-        return replace(self, **checked)
+        return replace(self, **checked)  # (diagnostic_updater.period is read-only)
 
     def publishes(self, output: str) -> bool:
         """Whether the ``publish_<output>`` switch is on."""
@@ -274,7 +283,8 @@ class NodeConfig:
     def as_dict(self) -> Dict[str, Any]:
         """Parameter name -> value, for every parameter (switches included)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)
-                  if f.name != 'enabled_outputs'}
+                  if f.name not in ('enabled_outputs', 'diagnostics_period')}
+        values[DIAGNOSTICS_PERIOD] = self.diagnostics_period
         values.update({switch_name(name): self.publishes(name) for name in OUTPUT_NAMES})
         return values
 
@@ -282,7 +292,8 @@ class NodeConfig:
 def _gather_switches(values: Dict[str, Any]) -> Dict[str, Any]:
     """Parameter values -> NodeConfig fields: the switches become ``enabled_outputs``."""
     fields_ = {name: value for name, value in values.items()
-               if not name.startswith('publish_')}
+               if not name.startswith('publish_') and name != DIAGNOSTICS_PERIOD}
+    fields_['diagnostics_period'] = values[DIAGNOSTICS_PERIOD]
     fields_['enabled_outputs'] = tuple(name for name in OUTPUT_NAMES
                                        if values[switch_name(name)])
     return fields_
@@ -360,6 +371,14 @@ def _check_cameras(parameter: str, value: Any) -> Tuple[str, ...]:
     if duplicates:
         raise ConfigError(f'parameter {parameter} names {", ".join(duplicates)} more than once')
     return tuple(cameras)
+
+
+def closest_parameter(name: str) -> Optional[str]:
+    """The declared parameter an unknown ``name`` most likely meant, or None."""
+    if name in RENAMED_PARAMETERS:
+        return RENAMED_PARAMETERS[name]
+    matches = difflib.get_close_matches(name, list(PARAMETERS_BY_NAME), n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 def model_is_path(model: str) -> bool:

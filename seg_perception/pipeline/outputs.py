@@ -7,19 +7,20 @@ benchmark all read it: adding an output is one row here (plus its renderer).
 
 ``render_outputs`` turns one ``SegmentationResult`` into the image arrays someone wants;
 ``drop_small_instances`` applies the run-time ``min_instance_area``; ``scale_camera_info``
-rescales a ``sensor_msgs/CameraInfo``-like message to the output size; ``detection_boxes``
+(from ``camera_geometry``) gives a camera_info for the output size; ``detection_boxes``
 lists the instances for the ``detections`` output.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TYPE_CHECKING
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TYPE_CHECKING
 
 import numpy as np
 
 from ..images.visualize import overlay, PanopticColorizer, semantic_color
 from ..labels import LabelSet
+from .camera_geometry import scale_camera_info  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # the table is read by light modules (parameters, launch); no cv2 / torch
     from ..segmenter import SegmentationResult
@@ -243,41 +244,6 @@ def drop_small_instances(result: SegmentationResult, min_area_network: int,
     new_instance = np.where(removed, 0, instance).astype(np.int32)
     new_panoptic = np.where(removed, result.panoptic - instance, result.panoptic).astype(np.int32)
     return replace(result, instance=new_instance, panoptic=new_panoptic, _segments=None)
-
-
-def scale_camera_info(info: Any, output_hw: Tuple[int, int]) -> Any:
-    """Rescale a CameraInfo-like message in place to an image of ``output_hw``.
-
-    Scales ``k`` and ``p`` (focal lengths, principal point and ``p``'s Tx / Ty terms), the
-    region of interest, and sets ``width`` / ``height``. Distortion ``d`` and rectification
-    ``r`` are resolution-independent. A message with width or height 0 (uncalibrated) only
-    gets the new size.
-
-    Args:
-        info: Object with ``width, height, k (9), p (12), roi`` (rclpy or rosbags message).
-        output_hw: (height, width) of the published images.
-
-    Returns:
-        ``info``.
-    """
-    out_h, out_w = int(output_hw[0]), int(output_hw[1])
-    if info.width > 0 and info.height > 0 and (info.width, info.height) != (out_w, out_h):
-        sx, sy = out_w / float(info.width), out_h / float(info.height)
-        k = np.array(info.k, dtype=np.float64).reshape(9)
-        k[[0, 1, 2]] *= sx
-        k[[3, 4, 5]] *= sy
-        info.k = k
-        p = np.array(info.p, dtype=np.float64).reshape(12)
-        p[[0, 1, 2, 3]] *= sx
-        p[[4, 5, 6, 7]] *= sy
-        info.p = p
-        roi = info.roi
-        roi.x_offset = int(round(roi.x_offset * sx))
-        roi.y_offset = int(round(roi.y_offset * sy))
-        roi.width = int(round(roi.width * sx))
-        roi.height = int(round(roi.height * sy))
-    info.width, info.height = out_w, out_h
-    return info
 
 
 @dataclass(frozen=True)

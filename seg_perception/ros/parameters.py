@@ -7,9 +7,10 @@ and its valid values.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List
 
 from ..pipeline.config import (
+    closest_parameter,
     ConfigError,
     NodeConfig,
     PARAMETERS,
@@ -65,8 +66,23 @@ def declare_parameters(node: Any) -> NodeConfig:
                 validate_value(spec.name, plain_value(overrides[spec.name].value))
             except ConfigError as error:
                 raise NodeStartupError(str(error)) from None
+    return read_parameters(node)
+
+
+def read_parameters(node: Any) -> NodeConfig:
+    """The node's parameter values as a ``NodeConfig``; declares those not declared yet.
+
+    The lifecycle node declares in its constructor and reads again on configure (a failed
+    declaration is retried then, and so reported as the transition's failure).
+
+    Raises:
+        NodeStartupError: as ``declare_parameters``.
+    """
     values = {}
     for spec in PARAMETERS:
+        if node.has_parameter(spec.name):
+            values[spec.name] = plain_value(node.get_parameter(spec.name).value)
+            continue
         default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
         try:
             parameter = node.declare_parameter(spec.name, default, parameter_descriptor(spec))
@@ -87,3 +103,28 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)) or hasattr(value, 'tolist'):
         return tuple(value)
     return value
+
+
+#: Parameters every rclpy node has or that rcl reads itself: never reported as unknown.
+ROS_PARAMETERS = ('use_sim_time', 'start_type_description_service')
+
+
+def unknown_overrides(node: Any) -> List[str]:
+    """One warning per parameter override the node does not declare, naming the closest
+    valid parameter (``-p camera:=[front]`` -> ``did you mean cameras?``).
+
+    rclpy keeps a node's command-line and params-file values in ``_parameter_overrides``
+    (every distribution since Humble, where the public alternative,
+    ``automatically_declare_parameters_from_overrides``, would declare the typos too).
+    """
+    overrides = getattr(node, '_parameter_overrides', {}) or {}
+    known = {spec.name for spec in PARAMETERS} | set(ROS_PARAMETERS)
+    warnings = []
+    for name in sorted(overrides):
+        if name in known or name.startswith('qos_overrides.'):
+            continue
+        closest = closest_parameter(name)
+        hint = f'; did you mean {closest}?' if closest else ''
+        warnings.append(f'parameter {name!r} is not a parameter of this node and is '
+                        f'ignored{hint}')
+    return warnings

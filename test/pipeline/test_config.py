@@ -8,6 +8,7 @@ import pytest
 
 from seg_perception.pipeline.config import (
     ConfigError,
+    FIELD_OF_PARAMETER,
     markdown_table,
     model_is_path,
     NodeConfig,
@@ -23,6 +24,7 @@ def test_config_fields_are_the_parameter_table():
     names = [spec.name for spec in PARAMETERS]
     first = names.index(switches[0])
     expected = names[:first] + ['enabled_outputs'] + names[first + len(switches):]
+    expected = [FIELD_OF_PARAMETER.get(name, name) for name in expected]
     assert [f.name for f in fields(NodeConfig)] == expected
     defaults = NodeConfig.from_values({})
     for spec in PARAMETERS:
@@ -116,3 +118,18 @@ def test_engine_build_options_reach_the_tensorrt_backend():
     for name in ('engine_fp32_layers', 'engine_calib_images_dir', 'engine_onnx_path'):
         with pytest.raises(ConfigError, match=f'{name} applies to the TensorRT backend'):
             NodeConfig.from_values({'backend': 'onnxruntime', name: 'x'})
+
+
+def test_closest_parameter_names_what_a_typo_meant():
+    from seg_perception.pipeline.config import closest_parameter
+    assert closest_parameter('camera') == 'cameras'
+    assert closest_parameter('imagetopic') == 'image_topic'
+    assert closest_parameter('diagnostics_period') == 'diagnostic_updater.period'
+    assert closest_parameter('zzzz') is None
+
+
+def test_diagnostic_updater_period_is_the_period_parameter():
+    from seg_perception.pipeline.config import NodeConfig
+    config = NodeConfig.from_values({'diagnostic_updater.period': 2.5})
+    assert config.diagnostics_period == 2.5
+    assert config.as_dict()['diagnostic_updater.period'] == 2.5

@@ -4,7 +4,14 @@ per-camera monitors and the diagnostics report built from them."""
 import pytest
 
 from seg_perception.pipeline.camera_monitor import CameraMonitor
-from seg_perception.pipeline.diagnostics import build_report, ModelInfo, OK, STALE, WARN
+from seg_perception.pipeline.diagnostics import (
+    build_report,
+    ERROR,
+    ModelInfo,
+    OK,
+    STALE,
+    WARN,
+)
 from seg_perception.pipeline.rate_stats import LatencyWindow, RateMeter
 
 
@@ -36,11 +43,14 @@ def test_diagnostics_levels_and_values():
         busy.frame_published(index * 0.1 + 0.05, 0.05, 40.0)
         stuck.frame_received(index * 0.1)
     busy.frame_rejected("unsupported image encoding 'foo'")
-    report = build_report('/seg', model, ('idle', 'busy', 'stuck'),
-                          [m.snapshot(1.0, dropped=3) for m in (idle, busy, stuck)], True)
-    assert [entry.name for entry in report] == ['/seg: model', '/seg: idle', '/seg: busy',
-                                                '/seg: stuck']
+    report = build_report('seg', model, ('idle', 'busy', 'stuck'),
+                          [m.snapshot(1.0, dropped=3) for m in (idle, busy, stuck)], True,
+                          ['/idle/image_raw', '/busy/image_raw'])
+    assert [entry.name for entry in report] == ['seg: model', 'seg: idle', 'seg: busy',
+                                                'seg: stuck']
     assert [entry.level for entry in report] == [OK, STALE, OK, WARN]
+    assert [entry.hardware_id for entry in report] == ['cpu', '/idle/image_raw',
+                                                       '/busy/image_raw', 'stuck']
     values = dict(report[2].values)
     assert values['input_rate_hz'] == '10.00' and values['latency_p50_ms'] == '50.0'
     assert values['rejected'] == '1' and 'foo' in values['last_rejection']
@@ -60,3 +70,22 @@ def test_incompatible_qos_warns_until_the_subscription_is_recreated():
     assert entry.level == STALE
     values = dict(entry.values)
     assert values['incompatible_qos_events'] == '1' and values['qos_reliability'] == 'best_effort'
+
+
+def test_all_frames_rejected_is_an_error_with_reason_and_count():
+    model = ModelInfo('m', 'onnxruntime', 'cpu', 'fp32', '', (64, 128), 'panoptic')
+    monitor = CameraMonitor()
+    for _ in range(3):
+        monitor.frame_rejected("unsupported image encoding 'rgb9'")
+    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.0, 0)], True)[1]
+    assert entry.level == ERROR
+    assert entry.message == "3 frames rejected, none published: unsupported image encoding 'rgb9'"
+    monitor.frame_received(0.0)
+    monitor.frame_published(0.1, 0.1, 10.0)
+    monitor.camera_info_checked('image is 640x480 but its camera_info (1024x512) implies ...')
+    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.2, 0)], True)[1]
+    assert entry.level == WARN and entry.message.startswith('image is 640x480')
+    assert dict(entry.values)['camera_info'].startswith('image is 640x480')
+    monitor.camera_info_checked('')
+    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.2, 0)], True)[1]
+    assert entry.level == OK and dict(entry.values)['camera_info'] == 'ok'

@@ -29,9 +29,10 @@ def fresh_domain_id() -> int:
     return 1 + (os.getpid() * 7 + next(_counter)) % 101
 
 
-def node_command(parameters: Dict[str, Any]) -> List[str]:
-    """``python -m seg_perception.ros.node --ros-args -p name:=value ...``."""
-    command = [sys.executable, '-m', 'seg_perception.ros.node', '--ros-args']
+def node_command(parameters: Dict[str, Any],
+                 module: str = 'seg_perception.ros.node') -> List[str]:
+    """``python -m <module> --ros-args -p name:=value ...``."""
+    command = [sys.executable, '-m', module, '--ros-args']
     for name, value in parameters.items():
         if isinstance(value, (list, tuple)):
             text = '[' + ', '.join(str(v) for v in value) + ']'
@@ -57,10 +58,12 @@ class NodeProcess:
     """The node as a subprocess; its output goes to ``log_path``."""
 
     def __init__(self, parameters: Dict[str, Any], domain_id: int, log_path: str,
-                 env: Optional[Dict[str, str]] = None) -> None:
+                 env: Optional[Dict[str, str]] = None,
+                 module: str = 'seg_perception.ros.node') -> None:
         self.log_path = log_path
         self._log = open(log_path, 'w', encoding='utf-8')
-        self.process = subprocess.Popen(node_command(parameters), env=node_env(domain_id, env),
+        self.process = subprocess.Popen(node_command(parameters, module),
+                                        env=node_env(domain_id, env),
                                         stdout=self._log, stderr=subprocess.STDOUT,
                                         cwd=REPO_ROOT)
 
