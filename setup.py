@@ -36,6 +36,7 @@ setup(
     entry_points={
         'console_scripts': [
             'seg_perception_node = seg_perception.ros.node:main',
+            'seg_perception_lifecycle_node = seg_perception.ros.lifecycle_node:main',
             'seg-perception = seg_perception.cli:main',
         ],
     },

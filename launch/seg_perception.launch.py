@@ -7,11 +7,15 @@ Examples::
         params_file:=<share>/config/deeplabv3plus_mobilenetv3_panoptic.yaml cameras:=front \\
         remappings:='front/image_raw:=/cam0/color/image_raw;front/camera_info:=/cam0/info'
     ros2 launch seg_perception seg_perception.launch.py use_rviz:=true large_data:=true
+    ros2 launch seg_perception seg_perception.launch.py lifecycle:=true
 
 Arguments left empty keep the params file's value. ``cameras`` is comma-separated.
 ``remappings`` is a ';'-separated list of ``from:=to`` pairs, so the node fits an existing
 camera driver's topic names. ``large_data`` loads config/fastdds_large_data.xml (start the
 camera driver with the same profile) so best-effort full-size images arrive.
+``lifecycle`` starts ``seg_perception_lifecycle_node`` (same parameters) as a
+``launch_ros`` ``LifecycleNode``: it waits unconfigured for a lifecycle manager (or
+``ros2 lifecycle set /seg_perception configure`` / ``activate``).
 ``use_rviz`` starts RViz with a config generated for the launched cameras
 (``seg_perception.tools.rviz_config``, written to a temporary file): their overlay, class and
 panoptic colour images, Fixed Frame ``rviz_fixed_frame`` (default
@@ -25,6 +29,7 @@ import os
 
 PACKAGE = 'seg_perception'
 EXECUTABLE = 'seg_perception_node'
+LIFECYCLE_EXECUTABLE = 'seg_perception_lifecycle_node'
 NODE_NAME = 'seg_perception'
 DEFAULT_PARAMS_FILE = 'enet_panoptic.yaml'
 #: The demo's RViz config (its cameras front and rear); launches generate their own.
@@ -59,6 +64,8 @@ ARGUMENTS = {
                              '<first camera>_optical_frame).'),
     'large_data': ('false', f'Use config/{FASTDDS_PROFILE} (best-effort full-size images).'),
     'log_level': ('info', 'Node log level.'),
+    'lifecycle': ('false', 'Start the managed (lifecycle) node; a lifecycle manager '
+                           'configures and activates it.'),
 }
 
 
@@ -98,7 +105,7 @@ def _truthy(text: str) -> bool:
 def _launch_setup(context, *args, **kwargs):
     from ament_index_python.packages import get_package_share_directory
     from launch.actions import SetEnvironmentVariable
-    from launch_ros.actions import Node
+    from launch_ros.actions import LifecycleNode, Node
 
     share = get_package_share_directory(PACKAGE)
     values = {name: context.launch_configurations.get(name, default)
@@ -109,8 +116,10 @@ def _launch_setup(context, *args, **kwargs):
         profile = config_path(share, FASTDDS_PROFILE)
         actions += [SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile),
                     SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile)]
-    actions.append(Node(
-        package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME,
+    lifecycle = _truthy(values['lifecycle'])
+    actions.append((LifecycleNode if lifecycle else Node)(
+        package=PACKAGE, executable=LIFECYCLE_EXECUTABLE if lifecycle else EXECUTABLE,
+        name=NODE_NAME,
         namespace=values['namespace'], output='screen', emulate_tty=True,
         parameters=[params_file, parameter_overrides(values)],
         remappings=parse_remappings(values['remappings']),

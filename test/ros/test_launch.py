@@ -107,6 +107,7 @@ def _stub_modules(monkeypatch):
     for cls in ('DeclareLaunchArgument', 'OpaqueFunction', 'SetEnvironmentVariable'):
         setattr(made['launch.actions'], cls, type(cls, (_Recorder,), {}))
     made['launch_ros.actions'].Node = type('Node', (_Recorder,), {})
+    made['launch_ros.actions'].LifecycleNode = type('LifecycleNode', (_Recorder,), {})
     made['ament_index_python.packages'].get_package_share_directory = lambda package: ROOT
     return made
 
@@ -140,6 +141,18 @@ def test_launch_description_with_stand_ins(monkeypatch):
         f'/{camera}/segmentation/{output}' for camera in ('front', 'rear')
         for output in ('overlay', 'semantic_color', 'panoptic_color')]
     assert rviz['Global Options']['Fixed Frame'] == 'front_optical_frame'
+
+
+def test_lifecycle_switch_starts_the_managed_node(monkeypatch):
+    _stub_modules(monkeypatch)
+    module = load_launch_module()
+    setup = module.generate_launch_description().args[0][-1].kwargs['function']
+    created = setup(types.SimpleNamespace(launch_configurations={'lifecycle': 'true'}))
+    assert [type(a).__name__ for a in created] == ['LifecycleNode']
+    node = created[0].kwargs
+    assert node['executable'] == 'seg_perception_lifecycle_node'
+    assert node['name'] == 'seg_perception' and node['namespace'] == ''
+    assert os.path.isfile(node['parameters'][0])
 
 
 def test_use_rviz_shows_the_launched_cameras_in_their_frame(monkeypatch):
