@@ -33,7 +33,9 @@ def test_bench_node_reports_delivered_over_published(tmp_path, capsys, exported_
                        '--json', str(out)])
     printed = capsys.readouterr().out
     assert status == 0, printed
-    assert '| transport | cameras | camera frames | sent | `semantic` |' in printed
+    from seg_perception.ros.delivery_benchmark import DELIVERY_OUTPUTS
+    assert '| transport | cameras | camera frames | sent | ' + ' | '.join(
+        f'`{name}`' for name in DELIVERY_OUTPUTS) + ' |' in printed
     rows = json.loads(out.read_text())['delivery']
     assert [(row['transport'], row['cameras'], row['workload']) for row in rows] == \
         [('default', 1, 'one at a time'), ('default', 1, '30 Hz')]
