@@ -19,3 +19,17 @@ def os_error_line(error: OSError) -> str:
     one line a command prints for a full, read-only or missing disk path."""
     what = error.strerror or str(error)
     return f'{error.filename}: {what}' if error.filename else what
+
+
+def report_tensorrt_check(package_dir: str, onnx_path: str) -> None:
+    """Print whether TensorRT 8.5 / 10.x can parse a package just written (a warning on
+    stderr naming ``check-onnx`` when it cannot)."""
+    import sys
+
+    from ..export.tensorrt_check import check_tensorrt_compatibility
+    issues = check_tensorrt_compatibility(onnx_path)
+    if issues:
+        print(f'WARNING: {len(issues)} TensorRT compatibility issue(s); run '
+              f'seg-perception check-onnx {package_dir}', file=sys.stderr)
+    else:
+        print('  TensorRT 8.5 / 10.x: no unsupported nodes')

@@ -40,17 +40,12 @@ def main(args) -> int:
     except (ModelImportError, ValueError) as error:
         print(f'import pytorch-enet: {error}', file=sys.stderr)
         return 2
-    from ..export.tensorrt_check import check_tensorrt_compatibility
+    from . import report_tensorrt_check
     info = manifest.info
     print(f'imported {manifest.name} (PyTorch-ENet ENet, {args.dataset}, '
           f'{manifest.label_set.num_classes} classes, {manifest.input_width}x'
           f'{manifest.input_height}; checkpoint epoch {info.get("source_epoch")}, mIoU '
           f'{info.get("source_miou")}) to {args.out}')
     print(f'  {info["unlabeled"]}')
-    issues = check_tensorrt_compatibility(manifest.onnx_path(args.out))
-    if issues:
-        print(f'WARNING: {len(issues)} TensorRT compatibility issue(s); run '
-              f'seg-perception check-onnx {args.out}', file=sys.stderr)
-    else:
-        print('  TensorRT 8.5 / 10.x: no unsupported nodes')
+    report_tensorrt_check(args.out, manifest.onnx_path(args.out))
     return 0

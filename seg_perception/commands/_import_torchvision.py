@@ -48,15 +48,10 @@ def main(args) -> int:
     except (ModelImportError, ValueError) as error:
         print(f'import torchvision: {error}', file=sys.stderr)
         return 2
-    from ..export.tensorrt_check import check_tensorrt_compatibility
+    from . import report_tensorrt_check
     print(f'imported {manifest.name} (torchvision {args.arch}, '
           f'{manifest.label_set.num_classes} classes {manifest.label_set.name}, '
           f'{manifest.input_width}x{manifest.input_height}) to {args.out}')
     print(f'  dropped: {manifest.info["dropped"]}')
-    issues = check_tensorrt_compatibility(manifest.onnx_path(args.out))
-    if issues:
-        print(f'WARNING: {len(issues)} TensorRT compatibility issue(s); run '
-              f'seg-perception check-onnx {args.out}', file=sys.stderr)
-    else:
-        print('  TensorRT 8.5 / 10.x: no unsupported nodes')
+    report_tensorrt_check(args.out, manifest.onnx_path(args.out))
     return 0

@@ -75,11 +75,11 @@ def main(args) -> int:
 
     from ..export.graph import ExportError
     from ..export.onnx_export import describe_graph, export_model_package
-    from ..export.tensorrt_check import check_tensorrt_compatibility
     from ..labels import LabelSetError
     from ..manifest import ManifestError, ModelManifest
     from ..models import build_model, get_model_spec, UnknownModelError
     from ..packages.loading import file_sha256, load_state_dict_into, PackageError, read_state_dict
+    from . import report_tensorrt_check
 
     try:
         spec = get_model_spec(args.model)
@@ -116,10 +116,5 @@ def main(args) -> int:
     for line in describe_graph(manifest):
         print(f'  {line}')
     print(f'  onnx sha256 {manifest.onnx_sha256}')
-    issues = check_tensorrt_compatibility(manifest.onnx_path(args.out))
-    if issues:
-        print(f'WARNING: {len(issues)} TensorRT compatibility issue(s); run '
-              f'seg-perception check-onnx {args.out}', file=sys.stderr)
-    else:
-        print('  TensorRT 8.5 / 10.x: no unsupported nodes')
+    report_tensorrt_check(args.out, manifest.onnx_path(args.out))
     return 0
