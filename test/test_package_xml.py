@@ -21,7 +21,7 @@ IMPORTED = {
     'sensor_msgs': 'seg_perception/ros/',
     'std_msgs': 'seg_perception/ros/',
     'diagnostic_msgs': 'seg_perception/ros/diagnostics.py',
-    'rcl_interfaces': 'seg_perception/ros/node.py',
+    'rcl_interfaces': 'seg_perception/ros/',
     'ament_index_python': 'launch/seg_perception.launch.py',
     'launch': 'launch/seg_perception.launch.py',
     'launch_ros': 'launch/seg_perception.launch.py',
