@@ -422,3 +422,15 @@ def engine_record(path: str) -> Optional[Dict[str, Any]]:
     """What the fake build recorded in the engine file at ``path``."""
     with open(path, 'rb') as stream:
         return json.loads(stream.read())['record']
+
+
+def install(monkeypatch: Any, **module_options: Any) -> types.ModuleType:
+    """A working stand-in GPU (``fake_cuda``) and a fake ``tensorrt`` in ``sys.modules`` for
+    one test; returns the module (its ``cudart`` is the stand-in runtime)."""
+    import sys
+
+    import fake_cuda
+    cudart = fake_cuda.install(monkeypatch, fake_cuda.FakeCudart('ok'))
+    module = make_module(cudart, **module_options)
+    monkeypatch.setitem(sys.modules, 'tensorrt', module)
+    return module

@@ -3,9 +3,7 @@ data"), and a short calibration is never cached. Runs on the TensorRT / cuda-pyt
 stand-ins, which drive the calibrator the way TensorRT's Python wrapper does."""
 
 import os
-import sys
 
-import fake_cuda
 import fake_tensorrt
 import numpy as np
 import pytest
@@ -23,10 +21,7 @@ PACKAGE = os.path.join(ROOT, 'seg_perception', 'zoo', 'enet_panoptic')
 
 @pytest.fixture
 def trt(monkeypatch):
-    cudart = fake_cuda.install(monkeypatch, fake_cuda.FakeCudart('ok'))
-    module = fake_tensorrt.make_module(cudart)
-    monkeypatch.setitem(sys.modules, 'tensorrt', module)
-    return module
+    return fake_tensorrt.install(monkeypatch)
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ overwrite the user's. Runs on the TensorRT / cuda-python stand-ins.
 import glob
 import os
 import shutil
-import sys
 
-import fake_cuda
 import fake_tensorrt
 import numpy as np
 import pytest
@@ -29,10 +27,7 @@ ZOO_ENET = os.path.join(ROOT, 'seg_perception', 'zoo', 'enet_panoptic')
 
 @pytest.fixture
 def trt(monkeypatch):
-    cudart = fake_cuda.install(monkeypatch, fake_cuda.FakeCudart('ok'))
-    module = fake_tensorrt.make_module(cudart)
-    monkeypatch.setitem(sys.modules, 'tensorrt', module)
-    return module
+    return fake_tensorrt.install(monkeypatch)
 
 
 @pytest.fixture

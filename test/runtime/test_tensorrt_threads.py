@@ -7,10 +7,8 @@ the sync. test_tensorrt.py runs the same check on real TensorRT where it exists.
 """
 
 import os
-import sys
 
 from concurrency import run_concurrently
-import fake_cuda
 import fake_tensorrt
 import numpy as np
 import pytest
@@ -26,8 +24,7 @@ THREADS = 4
 
 @pytest.fixture
 def backend(monkeypatch, tmp_path):
-    cudart = fake_cuda.install(monkeypatch, fake_cuda.FakeCudart('ok'))
-    monkeypatch.setitem(sys.modules, 'tensorrt', fake_tensorrt.make_module(cudart))
+    cudart = fake_tensorrt.install(monkeypatch).cudart
     created = TensorRTBackend(ModelManifest.load(PACKAGE), PACKAGE, progress=lambda _: None,
                               engine_path=str(tmp_path / 'model.engine'))
     yield created, cudart
