@@ -32,6 +32,7 @@ import numpy as np
 from ..pipeline.outputs import IMAGE_TYPE, output_topic, OUTPUTS
 from ..tools.demo_setup import FAST_DDS_TRANSPORT_VARIABLES, large_data_profile_env
 from ..tools.node_process import node_command, stop_node
+from .background_node import BackgroundNode
 
 #: Every image output the node publishes by default.
 DELIVERY_OUTPUTS = tuple(spec.name for spec in OUTPUTS
@@ -144,22 +145,17 @@ def run_delivery_benchmark(package: str, backend: str = 'onnxruntime', threads: 
 # --------------------------------------------------------------------------- client process
 
 
-class _Client:
+class _Client(BackgroundNode):
     """Publishes frames and records which output frames arrive (own rclpy context)."""
 
     def __init__(self, domain_id: int, cameras: Sequence[str]) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
         from .node_benchmark import header_stamp
         self._stamp_of = header_stamp
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('seg_perception_delivery', context=self.context)
+        super().__init__('seg_perception_delivery', domain_id)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.publishers = {c: self.node.create_publisher(
             Image, f'/{c}/image_raw', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
@@ -175,17 +171,7 @@ class _Client:
         self.frames_out: Dict[str, int] = {}
         self.diagnostics_seen = 0
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 10)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            while self.context.ok():
-                self._executor.spin_once(timeout_sec=0.05)
-        except Exception:  # noqa: BLE001 - context shut down
-            pass
+        self.start_spinning()
 
     def _arrived(self, key: Tuple[str, str], raw: bytes) -> None:
         with self._lock:
@@ -230,11 +216,6 @@ class _Client:
             return {output: sum(stamp in self.received[(camera, output)]
                                 for camera, stamp in sent) for output in DELIVERY_OUTPUTS}
 
-    def close(self) -> None:
-        self.context.try_shutdown()
-        self._thread.join(5)
-        self._executor.shutdown()
-        self.node.destroy_node()
 
 
 def _camera_frame(height: int, width: int, camera: str) -> Any:

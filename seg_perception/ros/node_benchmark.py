@@ -28,6 +28,7 @@ from ..pipeline.outputs import (
     OUTPUTS_BY_NAME,
 )
 from ..tools.node_process import node_command, start_node, stop_node
+from .background_node import BackgroundNode
 
 
 @dataclass
@@ -85,18 +86,13 @@ def _segment_ms(segmenter, image: np.ndarray) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-class _Client:
+class _Client(BackgroundNode):
     """Publishes camera frames and times the node's panoptic answers (own rclpy context)."""
 
     def __init__(self, domain_id: int, cameras: Sequence[str]) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('seg_perception_bench', context=self.context)
+        super().__init__('seg_perception_bench', domain_id)
         self.qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.cameras = tuple(cameras)
         self.publishers = {c: self.node.create_publisher(Image, f'/{c}/image_raw', self.qos)
@@ -108,17 +104,7 @@ class _Client:
             self.node.create_subscription(
                 Image, '/' + output_topic(camera, 'panoptic'),
                 lambda raw, camera=camera: self._arrived(camera, raw), self.qos, raw=True)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            while self.context.ok():
-                self._executor.spin_once(timeout_sec=0.05)
-        except Exception:  # noqa: BLE001 - context shut down
-            pass
+        self.start_spinning()
 
     def _arrived(self, camera: str, raw: bytes) -> None:
         now = time.time()
@@ -203,11 +189,6 @@ class _Client:
         if result is None or not result.successful:
             raise RuntimeError(f'setting {name} failed: {getattr(result, "reason", "timeout")}')
 
-    def close(self) -> None:
-        self.context.try_shutdown()
-        self._thread.join(5)
-        self._executor.shutdown()
-        self.node.destroy_node()
 
 
 def header_stamp(raw: bytes) -> tuple:
