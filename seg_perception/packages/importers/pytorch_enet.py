@@ -32,15 +32,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 import hashlib
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...labels import LabelSet
-from . import ModelImportError, staged_package
+from . import export_staged, key_names, KEYS_SHOWN, load_torch_file, ModelImportError
 
 ARCHITECTURE = 'pytorch_enet'
 SIZE_DIVISOR = 8
 #: First missing / unexpected keys named in an error.
-KEYS_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -108,16 +107,6 @@ class EnetCheckpoint:
     sha256: str
 
 
-def _first_line(error: BaseException, limit: int = 160) -> str:
-    """``Type: first non-empty line`` of the message; for torch's weights-only refusals the
-    unpickler's own reason (its first line is advice about ``weights_only=False``)."""
-    message = str(error)
-    message = message.split('WeightsUnpickler error:', 1)[-1]
-    text = next((line.strip() for line in message.splitlines() if line.strip()), '')
-    text = text if len(text) <= limit else text[:limit - 3] + '...'
-    return f'{type(error).__name__}: {text}' if text else type(error).__name__
-
-
 def _numpy_safe_globals() -> list:
     """What ``weights_only`` must allow for PyTorch-ENet's numpy ``miou``: numpy's scalar
     constructor (under its numpy 1.x and 2.x module names) and the float dtypes."""
@@ -135,29 +124,6 @@ def _numpy_safe_globals() -> list:
     return allowed
 
 
-def _load(path: str):
-    import torch
-    safe = getattr(torch.serialization, 'safe_globals', None)
-    try:
-        if safe is None:  # torch < 2.5
-            return torch.load(path, map_location='cpu', weights_only=True)
-        with safe(_numpy_safe_globals()):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # noqa: BLE001 - zip, pickle and torch errors alike
-        unsafe = []
-        try:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception:  # noqa: BLE001 - unreadable: report the load error
-            pass
-        if unsafe:
-            raise ModelImportError(
-                f'{path} holds objects torch.load(weights_only=True) does not load '
-                f'({", ".join(unsafe[:KEYS_SHOWN])}); give a checkpoint of state dicts as '
-                "PyTorch-ENet saves it ({'epoch', 'miou', 'state_dict', 'optimizer'})") from None
-        raise ModelImportError(f'{path} is not a readable PyTorch checkpoint (truncated or '
-                               f'corrupt?): {_first_line(error)}') from None
-
-
 def read_checkpoint(path: str) -> EnetCheckpoint:
     """Read a checkpoint and check its form: a dict whose ``state_dict`` maps names to
     tensors (the names and shapes are ``build_network``'s to check).
@@ -173,7 +139,9 @@ def read_checkpoint(path: str) -> EnetCheckpoint:
     with open(path, 'rb') as stream:
         for block in iter(lambda: stream.read(1 << 20), b''):
             digest.update(block)
-    data = _load(path)
+    data = load_torch_file(
+        path, "give a checkpoint of state dicts as PyTorch-ENet saves it ({'epoch', 'miou', "
+        "'state_dict', 'optimizer'})", _numpy_safe_globals())
     if not isinstance(data, dict):
         raise ModelImportError(
             f'{path} holds a {type(data).__name__}, not a PyTorch-ENet checkpoint dict '
@@ -222,7 +190,8 @@ def build_network(state: Dict[str, Any], dataset: EnetDataset, source: str):
             hint = " (keys start with 'module.': saved from nn.DataParallel; save model.module)"
         raise ModelImportError(
             f"{source} is not PyTorch-ENet's ENet state dict: {len(missing)} missing keys "
-            f'{_names(missing)}, {len(unexpected)} unexpected keys {_names(unexpected)}{hint}')
+            f'{key_names(missing)}, {len(unexpected)} unexpected keys '
+            f'{key_names(unexpected)}{hint}')
     classes = tuple(state['transposed_conv.weight'].shape)
     if len(classes) != 4 or classes[1] != dataset.output_channels:
         others = [d.name for d in _datasets().values()
@@ -240,11 +209,6 @@ def build_network(state: Dict[str, Any], dataset: EnetDataset, source: str):
                                f'{", ".join(wrong[:KEYS_SHOWN])}')
     network.load_state_dict(state, strict=True)
     return network.eval()
-
-
-def _names(keys: Sequence[str]) -> str:
-    shown = ', '.join(keys[:KEYS_SHOWN])
-    return f'[{shown}{", ..." if len(keys) > KEYS_SHOWN else ""}]'
 
 
 def network_kwargs(dataset: EnetDataset) -> Dict[str, Any]:
@@ -285,8 +249,6 @@ def import_pytorch_enet(checkpoint_path: str, dataset: str, out_dir: str,
     Raises:
         ModelImportError: one line naming what to change; nothing is written.
     """
-    from ...export.graph import ExportError
-    from ...export.onnx_export import export_model_package
     from ...manifest import ModelManifest
     spec = get_dataset(dataset)
     width, height = input_size or spec.input_size
@@ -312,8 +274,4 @@ def import_pytorch_enet(checkpoint_path: str, dataset: str, out_dir: str,
                          'graph: argmax over the real classes',
             'normalisation': 'RGB / 255, no mean (their transforms.ToTensor())',
         })
-    with staged_package(out_dir) as scratch:
-        try:
-            return export_model_package(network, manifest, scratch)
-        except ExportError as error:
-            raise ModelImportError(f'export failed: {_first_line(error)}') from None
+    return export_staged(network, manifest, out_dir)

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...labels import LabelSet
-from . import ModelImportError, staged_package
+from . import first_line, key_names, KEYS_SHOWN, load_torch_file, ModelImportError, staged_package
 
 #: (width, height) of the graph unless ``--input-size`` says otherwise.
 DEFAULT_INPUT_SIZE = (512, 512)
@@ -45,7 +45,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Tensors of torchvision's checkpoints that inference does not use.
 DROPPED_PREFIX = 'aux_classifier.'
 #: First missing / unexpected keys named in an error.
-KEYS_SHOWN = 3
 
 
 def architecture_choices() -> Tuple[str, ...]:
@@ -86,15 +85,7 @@ def load_labels(labels: str) -> LabelSet:
     try:
         return load_label_set(labels)
     except ValueError as error:  # LabelSetError, or a malformed file
-        raise ModelImportError(f'--labels: {_first_line(error, with_type=False)}') from None
-
-
-def _first_line(error: BaseException, limit: int = 160, with_type: bool = True) -> str:
-    text = next((line.strip() for line in str(error).splitlines() if line.strip()), '')
-    text = text if len(text) <= limit else text[:limit - 3] + '...'
-    if not with_type:
-        return text or type(error).__name__
-    return f'{type(error).__name__}: {text}' if text else type(error).__name__
+        raise ModelImportError(f'--labels: {first_line(error, with_type=False)}') from None
 
 
 @dataclass
@@ -112,25 +103,6 @@ class TorchvisionCheckpoint:
     unwrapped: Optional[str] = None
 
 
-def _torch_load(path: str):
-    import torch
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # noqa: BLE001 - zip, pickle and torch errors alike
-        unsafe: List[str] = []
-        try:
-            unsafe = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-        except Exception:  # noqa: BLE001 - unreadable: report the load error below
-            pass
-        if unsafe:
-            raise ModelImportError(
-                f'{path} holds objects torch.load(weights_only=True) does not load '
-                f'({", ".join(unsafe[:KEYS_SHOWN])}); save the state dict alone, e.g. '
-                "torch.save(checkpoint['model'], 'weights.pth')") from None
-        raise ModelImportError(f'{path} is not a readable PyTorch checkpoint (truncated or '
-                               f'corrupt?): {_first_line(error)}') from None
-
-
 def read_checkpoint(path: str) -> TorchvisionCheckpoint:
     """Read a torchvision segmentation checkpoint (nothing is checked against a network yet).
 
@@ -143,7 +115,9 @@ def read_checkpoint(path: str) -> TorchvisionCheckpoint:
     from ..loading import file_sha256
     if not os.path.isfile(path):
         raise ModelImportError(f'checkpoint {path} does not exist or is not a file')
-    data, unwrapped = _torch_load(path), None
+    data = load_torch_file(path, "save the state dict alone, e.g. "
+                           "torch.save(checkpoint['model'], 'weights.pth')")
+    unwrapped = None
     if isinstance(data, dict):
         for key in ('model', 'state_dict'):
             if isinstance(data.get(key), dict):
@@ -159,11 +133,6 @@ def read_checkpoint(path: str) -> TorchvisionCheckpoint:
         state = {key[len('module.'):]: value for key, value in state.items()}
     return TorchvisionCheckpoint(state_dict=state, sha256=file_sha256(path),
                                  unwrapped=unwrapped)
-
-
-def _names(keys: Sequence[str]) -> str:
-    shown = ', '.join(keys[:KEYS_SHOWN])
-    return f'[{shown}{", ..." if len(keys) > KEYS_SHOWN else ""}]'
 
 
 @dataclass
@@ -207,7 +176,7 @@ def build_network(state: Dict[str, Any], arch: str, source: str) -> LoadedNetwor
     if missing or unexpected:
         raise ModelImportError(
             f'{source} is not a torchvision {arch} state dict: {len(missing)} missing keys '
-            f'{_names(missing)}, {len(unexpected)} unexpected keys {_names(unexpected)} '
+            f'{key_names(missing)}, {len(unexpected)} unexpected keys {key_names(unexpected)} '
             '(another --arch?)')
     wrong = [f'{key} {tuple(kept[key].shape)} (expected {tuple(value.shape)})'
              for key, value in expected.items()
@@ -263,7 +232,7 @@ def import_torchvision(checkpoint_path: str, arch: str, out_dir: str,
         try:
             return export_model_package(loaded.network, manifest, scratch)
         except ExportError as error:
-            raise ModelImportError(f'export failed: {_first_line(error)}') from None
+            raise ModelImportError(f'export failed: {first_line(error)}') from None
 
 
 def _provenance(arch: str, path: str, checkpoint: TorchvisionCheckpoint, loaded: LoadedNetwork,
