@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import threading
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -76,6 +76,7 @@ class DemoSession:
         self._next_index = {c: 0 for c in self.cameras}
         self.published = {c: 0 for c in self.cameras}
         self.diagnostics: Dict[str, Dict[str, str]] = {}
+        self._output_subscriptions: List[Any] = []
         self._subscribe_outputs(reliable)
         self._timer = None
         self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
@@ -95,11 +96,11 @@ class DemoSession:
                 topic = '/' + output_topic(camera, output)
                 self._bag.add_topic(topic, msgtype)
                 message_class = CameraInfo if msgtype.endswith('CameraInfo') else Image
-                self.node.create_subscription(
+                self._output_subscriptions.append(self.node.create_subscription(
                     message_class, topic,
                     lambda raw, topic=topic, camera=camera, output=output:
                         self._record(topic, camera, output, raw),
-                    qos, raw=True, callback_group=self._record_group)
+                    qos, raw=True, callback_group=self._record_group))
         self._bag.add_topic('/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray')
         self.node.create_subscription(DiagnosticArray, '/diagnostics',
                                       lambda raw: self._record_diagnostics(raw), 10, raw=True,
@@ -113,15 +114,16 @@ class DemoSession:
             pass
 
     def wait_for_node(self, timeout: float, alive) -> bool:
-        """Wait until the node subscribes to every camera and its output publishers are
-        discovered here (outputs go only to known subscribers); ``alive()`` False aborts."""
+        """Wait until the node's image and camera_info subscriptions match our publishers and
+        every recorder subscription here matches the node's output publisher (the node renders
+        an output only for matched subscribers, so a late match would lose that topic);
+        ``alive()`` False aborts."""
         deadline = time.monotonic() + timeout
-        outputs = ['/' + output_topic(camera, output) for camera in self.cameras
-                   for output in DEFAULT_OUTPUT_NAMES]
+        publishers = list(self.image_publishers.values()) + list(self._info_publishers.values())
         while time.monotonic() < deadline and alive():
-            if all(p.get_subscription_count() > 0 for p in self.image_publishers.values()) \
-                    and all(self.node.count_publishers(topic) > 0 for topic in outputs):
-                time.sleep(0.5)  # discovered here; give the node's side a moment to match
+            if all(p.get_subscription_count() > 0 for p in publishers) \
+                    and all(s.get_publisher_count() > 0 for s in self._output_subscriptions):
+                time.sleep(0.5)  # matched here; give the node's side a moment to match too
                 return True
             time.sleep(0.1)
         return False
