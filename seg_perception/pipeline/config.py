@@ -67,8 +67,6 @@ class ParameterSpec:
             return 'one of ' + ', '.join(self.choices)
         if self.minimum is not None and self.maximum is not None:
             return f'{self.minimum}..{self.maximum}'
-        if self.minimum is not None:
-            return f'>= {self.minimum}'
         if self.type_name == 'string_array':
             return 'non-empty list of unique ROS names'
         return ''
@@ -156,9 +154,10 @@ PARAMETERS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('overlay_alpha', 'double', 0.5,
                   'Weight of the class colours in the overlay image; next frame.',
                   minimum=0.0, maximum=1.0, read_only=False),
-    ParameterSpec('batch_cameras', 'bool', True,
-                  'Run the newest frame of every camera in one batched inference; next frame.',
-                  read_only=False),
+    ParameterSpec('batch_cameras', 'string', 'auto',
+                  'Run the newest frame of every camera in one batched inference; auto = only '
+                  'on a GPU backend whose graph batch is above 1; next frame.',
+                  choices=('auto', 'true', 'false'), read_only=False),  # or a bool
     ParameterSpec(DIAGNOSTICS_PERIOD, 'double', 1.0,
                   "Seconds between /diagnostics messages (diagnostic_updater's parameter).",
                   minimum=0.1, maximum=60.0),
@@ -204,7 +203,7 @@ class NodeConfig:
     center_threshold: float
     min_instance_area: int
     overlay_alpha: float
-    batch_cameras: bool
+    batch_cameras: str
     diagnostics_period: float
 
     @property
@@ -310,12 +309,14 @@ def validate_value(name: str, value: Any) -> Any:
         raise ConfigError(f'unknown parameter {name!r}; valid: ' + ', '.join(PARAMETERS_BY_NAME))
     kind = spec.type_name
     if kind == 'string':
-        if not isinstance(value, str):
-            raise ConfigError(f'parameter {name} must be a string, got {value!r}')
+        if isinstance(value, bool) and 'true' in spec.choices:  # YAML / -p true and false
+            value = 'true' if value else 'false'
         if spec.choices and value not in spec.choices:
             raise ConfigError(
                 f'parameter {name} {value!r} is not valid; choose one of '
                 + ', '.join(spec.choices))
+        if not isinstance(value, str):
+            raise ConfigError(f'parameter {name} must be a string, got {value!r}')
         if name == 'model' and not value.strip():
             raise ConfigError('parameter model is empty; give a zoo model name or the path of '
                               'a model package directory')

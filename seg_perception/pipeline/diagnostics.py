@@ -98,8 +98,13 @@ def camera_entry(node_name: str, camera: str, snapshot: CameraSnapshot,
 
 
 def node_entry(node_name: str, model: ModelInfo, cameras: Tuple[str, ...],
-               batch_cameras: bool) -> DiagnosticEntry:
-    """The status of the node itself: model, backend, precision and why that backend."""
+               batch_cameras: str) -> DiagnosticEntry:
+    """The status of the node itself: model, backend, precision and why that backend.
+
+    Args:
+        batch_cameras: The setting and what is in force (``BatchCameras.text`` of
+            ``pipeline.worker``), e.g. ``auto (off: CPU backend)``.
+    """
     values = (
         ('model', model.model),
         ('task', model.task),
@@ -109,7 +114,7 @@ def node_entry(node_name: str, model: ModelInfo, cameras: Tuple[str, ...],
         ('backend_reason', model.backend_reason),
         ('network_size', f'{model.network_size[1]}x{model.network_size[0]}'),
         ('cameras', ', '.join(cameras)),
-        ('batch_cameras', str(batch_cameras).lower()),
+        ('batch_cameras', batch_cameras),
     )
     return DiagnosticEntry(f'{node_name}: model', OK,
                            f'{model.model} on {model.backend} {model.device} {model.precision}',
@@ -117,12 +122,13 @@ def node_entry(node_name: str, model: ModelInfo, cameras: Tuple[str, ...],
 
 
 def build_report(node_name: str, model: ModelInfo, cameras: Tuple[str, ...],
-                 snapshots: List[CameraSnapshot], batch_cameras: bool,
+                 snapshots: List[CameraSnapshot], batch_cameras: str,
                  hardware_ids: Sequence[str] = ()) -> List[DiagnosticEntry]:
     """Node status followed by one status per camera (same order as ``cameras``).
 
     Args:
         node_name: The node's name (``Node.get_name()``), the prefix of every status name.
+        batch_cameras: As ``node_entry``.
         hardware_ids: Per camera, its image topic (default: the camera namespace).
     """
     ids = list(hardware_ids) + [''] * (len(cameras) - len(hardware_ids))

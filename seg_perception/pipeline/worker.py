@@ -3,7 +3,8 @@
 It takes the newest frame of each camera from a ``LatestFrameStore``, decodes it (a frame
 may arrive undecoded, with a ``decode`` function: only frames that reach inference are ever
 decoded, the ones replaced in the store never are), runs the one ``Segmenter`` (all cameras
-in one batch with ``batch_cameras``, else camera by camera), renders the outputs someone
+in one batch where ``batch_cameras`` is in force, else camera by camera: see
+``resolve_batch_cameras``), renders the outputs someone
 wants (``outputs.render_outputs``), and hands them to a ``deliver`` callback (the node
 publishes them). Frames that cannot be decoded are reported through ``on_reject``, frames
 that fail later through ``on_error``; both are skipped and the thread keeps serving.
@@ -45,6 +46,52 @@ class Frame:
     header: Any
     received: float
     decode: Optional[Callable[[], np.ndarray]] = None
+
+
+@dataclass(frozen=True)
+class BatchCameras:
+    """What the ``batch_cameras`` setting means for the loaded backend.
+
+    Attributes:
+        setting: The parameter value: ``auto``, ``true`` or ``false``.
+        enabled: Whether all cameras' newest frames run in one batched inference.
+        reason: Why ``auto`` turned batching on or off (empty for ``true`` / ``false``).
+    """
+
+    setting: str
+    enabled: bool
+    reason: str = ''
+
+    @property
+    def text(self) -> str:
+        """The setting and what is in force, e.g. ``auto (off: CPU backend)``."""
+        state = 'on' if self.enabled else 'off'
+        return f'{self.setting} ({state}: {self.reason})' if self.reason \
+            else f'{self.setting} ({state})'
+
+
+def resolve_batch_cameras(setting: str, segmenter: Segmenter) -> BatchCameras:
+    """Whether to batch the cameras with ``segmenter``'s loaded backend.
+
+    ``true`` and ``false`` are obeyed. ``auto`` batches only on a GPU (TensorRT, torch on
+    CUDA, ONNX Runtime with the CUDA / TensorRT execution provider: the backend's
+    ``info.device`` is ``cuda:N``) and only when the graph's static batch is above 1: there a
+    batch fills the device for about the cost of one frame. A CPU backend's cost is linear in
+    pixels, so a batch of N cameras gives no throughput and makes every camera wait for all N
+    (measured: 4 cameras p50 541 ms batched vs 178 ms one at a time); a batch-1 graph runs
+    the batch as N calls one after another, with the same effect.
+    """
+    if setting in ('true', 'false'):
+        return BatchCameras(setting, setting == 'true')
+    if setting != 'auto':
+        raise ValueError(f'batch_cameras {setting!r} is not one of auto, true, false')
+    info = segmenter.backend.info
+    if not info.device.startswith('cuda'):
+        return BatchCameras(setting, False, 'CPU backend')
+    batch = segmenter.backend.batch_size
+    if batch < 2:
+        return BatchCameras(setting, False, f'{info.name} on {info.device}, graph batch 1')
+    return BatchCameras(setting, True, f'{info.name} on {info.device}, graph batch {batch}')
 
 
 Wants = Callable[[str, str], bool]
@@ -131,7 +178,7 @@ class InferenceWorker:
         """
         config = self._get_config()
         self.rounds += 1
-        if config.batch_cameras:
+        if resolve_batch_cameras(config.batch_cameras, self._segmenter).enabled:
             frames = self._decoded(list(self._store.take_all().values()))
             return self._segment(frames, config) if frames else 0
         delivered = 0

@@ -36,7 +36,9 @@ def parameter_descriptor(spec: ParameterSpec) -> Any:
              'double': ParameterType.PARAMETER_DOUBLE,
              'string_array': ParameterType.PARAMETER_STRING_ARRAY}
     # dynamic_typing: a value of the wrong type reaches NodeConfig's validation, whose
-    # message names the parameter and the valid values (rclpy's says only "expected '3'").
+    # message names the parameter and the valid values (rclpy's says only "expected '3'"),
+    # and a string choice of true / false (batch_cameras: auto, true, false) also takes the
+    # booleans that YAML and `-p name:=true` give, at start-up and at run time.
     descriptor = ParameterDescriptor(name=spec.name, type=types[spec.type_name],
                                      description=spec.description, read_only=spec.read_only,
                                      additional_constraints=spec.constraint_text,

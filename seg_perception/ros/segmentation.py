@@ -40,7 +40,7 @@ from ..pipeline.outputs import (
     OUTPUTS_BY_NAME,
     scale_camera_info,
 )
-from ..pipeline.worker import Frame, InferenceWorker
+from ..pipeline.worker import Frame, InferenceWorker, resolve_batch_cameras
 from .camera_io import CameraIO
 from .diagnostics import diagnostic_array
 from .messages import copy_camera_info, detection_array, vision_msgs
@@ -198,7 +198,7 @@ class SegmentationParts:
         self.get_logger().info(
             f'inputs: {inputs} (qos_reliability {self._config.qos_reliability}); outputs: '
             f'{", ".join(self._config.enabled_outputs)}; batch_cameras '
-            f'{self._config.batch_cameras}')
+            f'{self._batch_cameras_text()}')
         if self._config.publishes('detections') and self._vision is None:
             self.get_logger().info('vision_msgs is not installed: no detections output')
 
@@ -328,6 +328,9 @@ class SegmentationParts:
             updated = self._config.updated({p.name: plain_value(p.value) for p in parameters})
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
+        if updated.batch_cameras != self._config.batch_cameras and self._segmenter is not None:
+            batching = resolve_batch_cameras(updated.batch_cameras, self._segmenter)
+            self.get_logger().info(f'batch_cameras {batching.text}')
         self._config = updated
         return SetParametersResult(successful=True)
 
@@ -339,9 +342,13 @@ class SegmentationParts:
         snapshots = [self._cameras[c].monitor.snapshot(now, self._store.counts(c).dropped)
                      for c in cameras]
         report = build_report(self.get_name(), self._model_info, cameras, snapshots,
-                              self._config.batch_cameras,
+                              self._batch_cameras_text(),
                               [self._topic_of(self._cameras[c]) for c in cameras])
         self._diagnostics.publish(diagnostic_array(report, self.get_clock().now().to_msg()))
+
+    def _batch_cameras_text(self) -> str:
+        """The batch_cameras setting and what is in force, e.g. ``auto (off: CPU backend)``."""
+        return resolve_batch_cameras(self._config.batch_cameras, self._segmenter).text
 
     def camera_snapshot(self, camera: str):
         """Counters of one camera now (for tests and tools running the node in-process)."""

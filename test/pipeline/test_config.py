@@ -47,7 +47,9 @@ def test_config_fields_are_the_parameter_table():
     ('cameras', [], 'parameter cameras is empty'),
     ('cameras', ['front', 'front'], 'names front more than once'),
     ('cameras', ['9lives'], 'not a valid ROS name'),
-    ('batch_cameras', 'yes', 'must be true or false'),
+    ('batch_cameras', 'yes', "parameter batch_cameras 'yes' is not valid; choose one of auto, "
+                             'true, false'),
+    ('publish_overlay', 'yes', 'must be true or false'),
     ('model', ' ', 'parameter model is empty'),
 ])
 def test_invalid_values_name_the_parameter_and_what_is_valid(name, value, expected):

@@ -44,7 +44,8 @@ def test_diagnostics_levels_and_values():
         stuck.frame_received(index * 0.1)
     busy.frame_rejected("unsupported image encoding 'foo'")
     report = build_report('seg', model, ('idle', 'busy', 'stuck'),
-                          [m.snapshot(1.0, dropped=3) for m in (idle, busy, stuck)], True,
+                          [m.snapshot(1.0, dropped=3) for m in (idle, busy, stuck)],
+                          'auto (off: CPU backend)',
                           ['/idle/image_raw', '/busy/image_raw'])
     assert [entry.name for entry in report] == ['seg: model', 'seg: idle', 'seg: busy',
                                                 'seg: stuck']
@@ -56,6 +57,7 @@ def test_diagnostics_levels_and_values():
     assert values['rejected'] == '1' and 'foo' in values['last_rejection']
     assert values['dropped'] == '3' and values['backend'] == 'onnxruntime'
     assert dict(report[0].values)['backend_reason'] == 'why'
+    assert dict(report[0].values)['batch_cameras'] == 'auto (off: CPU backend)'
 
 
 def test_incompatible_qos_warns_until_the_subscription_is_recreated():
@@ -63,10 +65,10 @@ def test_incompatible_qos_warns_until_the_subscription_is_recreated():
     monitor = CameraMonitor()
     monitor.set_reliability('reliable')
     monitor.qos_incompatible()
-    entry = build_report('/n', model, ('cam',), [monitor.snapshot(0.0, 0)], True)[1]
+    entry = build_report('/n', model, ('cam',), [monitor.snapshot(0.0, 0)], 'auto')[1]
     assert entry.level == WARN and 'incompatible QoS' in entry.message
     monitor.set_reliability('best_effort')
-    entry = build_report('/n', model, ('cam',), [monitor.snapshot(0.0, 0)], True)[1]
+    entry = build_report('/n', model, ('cam',), [monitor.snapshot(0.0, 0)], 'auto')[1]
     assert entry.level == STALE
     values = dict(entry.values)
     assert values['incompatible_qos_events'] == '1' and values['qos_reliability'] == 'best_effort'
@@ -77,15 +79,15 @@ def test_all_frames_rejected_is_an_error_with_reason_and_count():
     monitor = CameraMonitor()
     for _ in range(3):
         monitor.frame_rejected("unsupported image encoding 'rgb9'")
-    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.0, 0)], True)[1]
+    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.0, 0)], 'auto')[1]
     assert entry.level == ERROR
     assert entry.message == "3 frames rejected, none published: unsupported image encoding 'rgb9'"
     monitor.frame_received(0.0)
     monitor.frame_published(0.1, 0.1, 10.0)
     monitor.camera_info_checked('image is 640x480 but its camera_info (1024x512) implies ...')
-    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.2, 0)], True)[1]
+    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.2, 0)], 'auto')[1]
     assert entry.level == WARN and entry.message.startswith('image is 640x480')
     assert dict(entry.values)['camera_info'].startswith('image is 640x480')
     monitor.camera_info_checked('')
-    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.2, 0)], True)[1]
+    entry = build_report('n', model, ('cam',), [monitor.snapshot(0.2, 0)], 'auto')[1]
     assert entry.level == OK and dict(entry.values)['camera_info'] == 'ok'

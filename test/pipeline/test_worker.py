@@ -47,9 +47,9 @@ def _run_worker(segmenter, config, frames, wants=lambda camera, output: True):
 def test_worker_batched_and_unbatched_give_identical_outputs(segmenter):
     images = _images(2)
     frames = [Frame(camera, image, None, 0.0) for camera, image in zip('ab', images)]
-    base = NodeConfig.from_values({'cameras': ['a', 'b']})
+    base = NodeConfig.from_values({'cameras': ['a', 'b'], 'batch_cameras': 'true'})
     batched, _ = _run_worker(segmenter, base, frames)
-    single, _ = _run_worker(segmenter, base.updated({'batch_cameras': False}), frames)
+    single, _ = _run_worker(segmenter, base.updated({'batch_cameras': 'false'}), frames)
     for camera in 'ab':
         for output in ('semantic', 'instance', 'panoptic', 'overlay', 'panoptic_color'):
             np.testing.assert_array_equal(batched[camera].images[output],

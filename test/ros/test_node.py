@@ -231,6 +231,8 @@ def test_runtime_parameters_take_effect_and_bad_values_are_refused(rig):
 
     for values, words in (({'center_threshold': 2.0}, 'center_threshold'),
                           ({'overlay_alpha': 'high'}, 'overlay_alpha'),
+                          ({'batch_cameras': 'yes'}, "parameter batch_cameras 'yes' is not "
+                                                     'valid; choose one of auto, true, false'),
                           ({'model': 'other'}, 'model')):
         results = rig.client.set_parameters(NODE, values)
         assert not results[0].successful, values
@@ -262,13 +264,21 @@ def _panoptic_pair(rig, images):
 
 
 def test_two_cameras_batched_and_unbatched_agree(rig):
+    # batch_cameras takes a boolean (as params files set it) and its string choices at run
+    # time; the node status says what is in force (auto is off on this CPU backend).
     images = {'cam_a': camera_image(7), 'cam_b': camera_image(8)}
-    batched = _panoptic_pair(rig, images)
-    assert all(r.successful for r in rig.client.set_parameters(NODE, {'batch_cameras': False}))
+    assert all(r.successful for r in rig.client.set_parameters(NODE, {'batch_cameras': True}))
     try:
+        rig.diagnostics('model', lambda v: v['batch_cameras'] == 'true (on)')
+        batched = _panoptic_pair(rig, images)
+        assert all(r.successful for r in rig.client.set_parameters(
+            NODE, {'batch_cameras': 'false'}))
+        rig.diagnostics('model', lambda v: v['batch_cameras'] == 'false (off)')
         unbatched = _panoptic_pair(rig, images)
     finally:
-        rig.client.set_parameters(NODE, {'batch_cameras': True})
+        rig.client.set_parameters(NODE, {'batch_cameras': 'auto'})
+    rig.diagnostics('model', lambda v: v['batch_cameras'] == 'auto (off: CPU backend)')
+    assert 'batch_cameras true (on)' in rig.node.output()
     assert not np.array_equal(batched['cam_a'], batched['cam_b'])
     for camera in images:
         np.testing.assert_array_equal(batched[camera], unbatched[camera])
@@ -377,6 +387,8 @@ def test_diagnostics_report_model_and_rates(rig):
     model = diagnostic_values(arrays[-1], ': model')
     assert model['network_size'] == f'{NET_WIDTH}x{NET_HEIGHT}'
     assert model['cameras'] == ', '.join(CAMERAS)
+    assert model['batch_cameras'] == 'auto (off: CPU backend)'
+    assert 'batch_cameras auto (off: CPU backend)' in rig.node.output()  # start-up line
 
 
 def test_sigterm_stops_cleanly(rig):
@@ -410,6 +422,9 @@ def test_bad_startup_parameters_exit_with_one_clear_line(package, tmp_path):
                     'cameras names front more than once'),
         'transport': ({'model': package, 'input_transport': 'h264'},
                       'choose one of raw, compressed'),
+        'batching': ({'model': package, 'batch_cameras': 'sometimes'},
+                     "parameter batch_cameras 'sometimes' is not valid; choose one of auto, "
+                     'true, false'),
         'engine option': ({'model': package, 'backend': 'onnxruntime',
                            'force_engine_update': True},
                           'parameter force_engine_update applies to the TensorRT backend only'),
