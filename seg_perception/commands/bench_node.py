@@ -1,5 +1,6 @@
-"""``seg-perception bench-node``: the node's latency, throughput and memory vs the Segmenter,
-and delivered/published per output topic for 1, 2 and 4 cameras on both transports."""
+"""``seg-perception bench-node``: the node's latency and memory vs the Segmenter, its
+throughput and latency with 1 and 4 cameras for each ``batch_cameras`` setting, and
+delivered/published per output topic for 1, 2 and 4 cameras on both transports."""
 
 from __future__ import annotations
 
@@ -21,7 +22,17 @@ def add_arguments(parser) -> None:
     parser.add_argument('--height', type=int, default=512, help='camera image height')
     parser.add_argument('--frames', type=int, default=10, help='timed frames per measurement')
     parser.add_argument('--flood-seconds', type=float, default=8.0,
-                        help='length of each throughput run (default: %(default)s)')
+                        help='length of each load run (default: %(default)s)')
+    parser.add_argument('--cameras', default='1,4', metavar='LIST',
+                        help='camera counts of the load runs (throughput and latency with every '
+                             'camera publishing faster than the node segments) (default: '
+                             '%(default)s)')
+    parser.add_argument('--batch-cameras', default='auto,true,false', metavar='LIST',
+                        help="the node's batch_cameras in the load runs of several cameras; "
+                             'one camera runs once, with the first (default: %(default)s)')
+    parser.add_argument('--camera-rate', type=float, default=None, metavar='HZ',
+                        help='rate of every camera in the load runs (default: twice the '
+                             "Segmenter's frame rate)")
     parser.add_argument('--threads', type=int, default=0,
                         help='ONNX Runtime threads for Segmenter and node (0 = default)')
     parser.add_argument('--domain-id', type=int, default=None,
@@ -53,6 +64,7 @@ def main(args) -> int:
 
     from ..data.synthetic.generator import SceneGenerator
     from ..packages.zoo import list_zoo, resolve_zoo_model
+    from ..pipeline.config import PARAMETERS_BY_NAME
     from ..ros.delivery_benchmark import (
         DELIVERY_OUTPUTS,
         format_delivery_table,
@@ -71,15 +83,14 @@ def main(args) -> int:
         return 2
     measures = _choices('--measure', args.measure, ('speed', 'delivery'))
     transports = _choices('--transports', args.transports, TRANSPORTS)
-    try:
-        counts = [int(text) for text in args.delivery_cameras.split(',')]
-    except ValueError:
-        counts = []
-    if not counts or not all(1 <= count <= 8 for count in counts):
-        print(f'error: --delivery-cameras must be a comma-separated list of 1..8, got '
-              f'{args.delivery_cameras!r}', file=sys.stderr)
+    settings = _choices('--batch-cameras', args.batch_cameras,
+                        PARAMETERS_BY_NAME['batch_cameras'].choices)
+    counts = _counts('--delivery-cameras', args.delivery_cameras)
+    load_counts = _counts('--cameras', args.cameras)
+    if None in (measures, transports, settings, counts, load_counts):
         return 2
-    if measures is None or transports is None:
+    if args.camera_rate is not None and args.camera_rate <= 0:
+        print('error: --camera-rate must be positive', file=sys.stderr)
         return 2
     if args.delivery_frames < 1 or args.delivery_rate <= 0 or args.delivery_seconds <= 0:
         print('error: --delivery-frames, --delivery-rate and --delivery-seconds must be '
@@ -104,7 +115,8 @@ def main(args) -> int:
               'frames...', flush=True)
         report = run_node_benchmark(model, package, images, backend=args.backend,
                                     threads=args.threads, domain_id=domain_id,
-                                    flood_seconds=args.flood_seconds)
+                                    flood_seconds=args.flood_seconds, camera_counts=load_counts,
+                                    batch_settings=settings, camera_rate_hz=args.camera_rate)
         print(format_node_report(report))
         results.update(report.to_dict())
     if 'delivery' in measures:
@@ -135,3 +147,17 @@ def _choices(flag: str, text: str, valid) -> Optional[List[str]]:
               f'{text!r}', file=sys.stderr)
         return None
     return names
+
+
+def _counts(flag: str, text: str) -> Optional[List[int]]:
+    """The comma-separated camera counts (1..8) of ``flag``; prints an error and returns None
+    when ``text`` is not such a list."""
+    try:
+        counts = [int(part) for part in text.split(',')]
+    except ValueError:
+        counts = []
+    if not counts or not all(1 <= count <= 8 for count in counts):
+        print(f'error: {flag} must be a comma-separated list of 1..8, got {text!r}',
+              file=sys.stderr)
+        return None
+    return counts

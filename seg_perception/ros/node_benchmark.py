@@ -6,8 +6,9 @@ Measures, on one machine:
 * node end-to-end latency: camera publish -> receipt of the panoptic output, one frame at a
   time, with only the panoptic output subscribed and again with every output subscribed
   (colour and overlay images are rendered only while subscribed);
-* throughput with one camera and with two cameras (batched and unbatched), cameras
-  publishing faster than the node can segment;
+* throughput and latency with 1 and with N cameras publishing at the same rate, faster
+  than the node can segment, for each ``batch_cameras`` setting asked for (the node's
+  status says what the setting means on its backend, e.g. ``auto (off: CPU backend)``);
 * the node process's peak resident memory (VmHWM).
 """
 
@@ -32,6 +33,29 @@ from .background_node import BackgroundNode
 
 
 @dataclass
+class CameraLoadRun:
+    """Cameras publishing faster than the node segments: what comes out.
+
+    Attributes:
+        cameras: Cameras publishing at once (each at the report's ``camera_rate_hz``).
+        batch_cameras: The node's setting during the run: ``auto``, ``true`` or ``false``.
+        in_force: What the node's status said of it, e.g. ``auto (off: CPU backend)``.
+        throughput_fps: Panoptic answers per second, all cameras together.
+        latency_p50_ms, latency_p95_ms: Camera publish -> panoptic received, over every
+            answer of the run (the age of the frame when the node took it included).
+        answers: How many answers that is.
+    """
+
+    cameras: int
+    batch_cameras: str
+    in_force: str
+    throughput_fps: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    answers: int
+
+
+@dataclass
 class NodeBenchmarkReport:
     """Results in milliseconds, frames per second and MiB."""
 
@@ -44,9 +68,8 @@ class NodeBenchmarkReport:
     segmenter_all_outputs_ms: float
     node_e2e_all_outputs_ms: float
     overhead_all_outputs_percent: float
-    throughput_one_camera_fps: float
-    throughput_two_cameras_batched_fps: float
-    throughput_two_cameras_unbatched_fps: float
+    camera_rate_hz: float
+    load_runs: List[CameraLoadRun]
     peak_rss_mib: float
     frames: int
     notes: List[str] = field(default_factory=list)
@@ -65,18 +88,28 @@ def format_node_report(report: NodeBenchmarkReport) -> str:
         ('node, every output subscribed (colour, overlay...)',
          f'{report.node_e2e_all_outputs_ms:.0f} ms ({report.overhead_all_outputs_percent:+.1f} '
          '% vs Segmenter)'),
-        ('throughput, one camera', f'{report.throughput_one_camera_fps:.2f} fps'),
-        ('throughput, two cameras batched', f'{report.throughput_two_cameras_batched_fps:.2f} '
-         'fps (both together)'),
-        ('throughput, two cameras unbatched',
-         f'{report.throughput_two_cameras_unbatched_fps:.2f} fps (both together)'),
         ('node peak RSS', f'{report.peak_rss_mib:.0f} MiB'),
     ]
     lines = [f'model {report.model}, backend {report.backend}, images {report.image_size}, '
              f'medians of {report.frames} frames', '',
              '| measure | value |', '|---|---|']
     lines += [f'| {name} | {value} |' for name, value in rows]
+    lines += ['', f'every camera publishing at {report.camera_rate_hz:.1f} Hz:', '',
+              format_load_table(report.load_runs), '']
     lines += [f'- {note}' for note in report.notes]
+    return '\n'.join(lines)
+
+
+def format_load_table(runs: Sequence[CameraLoadRun]) -> str:
+    """Markdown table of the load runs; p50 latency also as a ratio to the first one-camera
+    run's."""
+    single = next((run.latency_p50_ms for run in runs if run.cameras == 1), None)
+    lines = ['| cameras | batch_cameras | throughput (all cameras) | latency p50 | '
+             'p50 vs one camera | latency p95 |', '|---|---|---|---|---|---|']
+    for run in runs:
+        ratio = f'{run.latency_p50_ms / single:.2f}x' if single else 'n/a'
+        lines.append(f'| {run.cameras} | {run.in_force} | {run.throughput_fps:.2f} fps | '
+                     f'{run.latency_p50_ms:.0f} ms | {ratio} | {run.latency_p95_ms:.0f} ms |')
     return '\n'.join(lines)
 
 
@@ -104,7 +137,26 @@ class _Client(BackgroundNode):
             self.node.create_subscription(
                 Image, '/' + output_topic(camera, 'panoptic'),
                 lambda raw, camera=camera: self._arrived(camera, raw), self.qos, raw=True)
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.batch_cameras = ''  # the node status's batch_cameras value, when one came
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 10)
         self.start_spinning()
+
+    def _diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            for pair in status.values:
+                if pair.key == 'batch_cameras':
+                    with self._lock:
+                        self.batch_cameras = pair.value
+                        self._lock.notify_all()
+
+    def set_batch_cameras(self, setting: str, timeout: float = 10.0) -> str:
+        """Set the node's batch_cameras; returns what its status then says is in force."""
+        self.set_parameter('batch_cameras', setting)
+        with self._lock:
+            self._lock.wait_for(lambda: self.batch_cameras.split(' ')[0] == setting, timeout)
+            reported = self.batch_cameras
+        return reported if reported.split(' ')[0] == setting else f'{setting} (not reported)'
 
     def _arrived(self, camera: str, raw: bytes) -> None:
         now = time.time()
@@ -157,8 +209,12 @@ class _Client(BackgroundNode):
             received = next(a[2] for a in self.arrivals[camera] if a[:2] == key)
         return received - sent
 
-    def flood(self, messages: Dict[str, Any], rate_hz: float, seconds: float) -> float:
-        """Publish every camera at ``rate_hz`` for ``seconds``; returns answers per second."""
+    def flood(self, messages: Dict[str, Any], rate_hz: float, seconds: float) -> tuple:
+        """Publish every camera at ``rate_hz`` for ``seconds``.
+
+        Returns:
+            (answers per second, the latencies of those answers in seconds).
+        """
         counts = {c: len(self.arrivals[c]) for c in messages}
         start = time.monotonic()
         period = 1.0 / rate_hz
@@ -171,7 +227,9 @@ class _Client(BackgroundNode):
             time.sleep(max(0.0, next_time - time.monotonic()))
         elapsed = time.monotonic() - start
         time.sleep(1.0)  # answers to frames published before the end still count
-        return sum(len(self.arrivals[c]) - counts[c] for c in messages) / elapsed
+        with self._lock:
+            answers = [a for c in messages for a in self.arrivals[c][counts[c]:]]
+        return len(answers) / elapsed, [a[2] - a[0] - a[1] * 1e-9 for a in answers]
 
     def set_parameter(self, name: str, value: Any) -> None:
         from rcl_interfaces.srv import SetParameters
@@ -213,7 +271,10 @@ def peak_rss_mib(pid: int) -> float:
 def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
                        backend: str = 'onnxruntime', threads: int = 0,
                        domain_id: int = 0, flood_seconds: float = 8.0,
-                       log_path: Optional[str] = None) -> NodeBenchmarkReport:
+                       log_path: Optional[str] = None,
+                       camera_counts: Sequence[int] = (1, 4),
+                       batch_settings: Sequence[str] = ('auto', 'true', 'false'),
+                       camera_rate_hz: Optional[float] = None) -> NodeBenchmarkReport:
     """Run every measurement (see the module docstring); ``images`` are RGB uint8 frames.
 
     Args:
@@ -223,10 +284,15 @@ def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
         backend: Backend for both.
         threads: ONNX Runtime threads for both (0 = default).
         domain_id: ROS domain of the node and the client.
-        flood_seconds: Length of each throughput measurement.
+        flood_seconds: Length of each load run.
         log_path: Where the node's output goes (default: discarded).
+        camera_counts: Cameras publishing at once in the load runs; one camera is run once
+            (with the first setting: batching cannot matter), more with every setting.
+        batch_settings: The node's ``batch_cameras`` values (``auto``, ``true``, ``false``).
+        camera_rate_hz: Rate of every camera in the load runs; default twice the Segmenter's
+            frame rate, so that the node always has a frame waiting.
     """
-    cameras = ('cam0', 'cam1')
+    cameras = tuple(f'cam{index}' for index in range(max(camera_counts)))
     log = open(log_path, 'w', encoding='utf-8') if log_path else subprocess.DEVNULL
     node = start_node(node_command(package, backend, cameras, threads), domain_id, log)
     client = _Client(domain_id, cameras)
@@ -253,12 +319,19 @@ def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
                 e2e_all.append(client.round_trip('cam0', msg, 120.0))
             client.unsubscribe_extra()
         half = len(images)
-        rate = 4.0 * 1e3 / float(np.median(segmenter_times))
-        one = client.flood({'cam0': messages[0]}, rate, flood_seconds)
-        pair = {'cam0': messages[0], 'cam1': client.message(images[-1], 'cam1')}
-        batched = client.flood(pair, rate, flood_seconds)
-        client.set_parameter('batch_cameras', False)
-        unbatched = client.flood(pair, rate, flood_seconds)
+        rate = camera_rate_hz or 2.0 * 1e3 / float(np.median(segmenter_times))
+        frames = {camera: client.message(images[index % len(images)], camera)
+                  for index, camera in enumerate(cameras)}
+        runs = []
+        for count in camera_counts:
+            for setting in batch_settings[:1] if count == 1 else batch_settings:
+                in_force = client.set_batch_cameras(setting)
+                chosen = {camera: frames[camera] for camera in cameras[:count]}
+                fps, latencies = client.flood(chosen, rate, flood_seconds)
+                latency_ms = np.asarray(latencies or [float('nan')]) * 1e3
+                runs.append(CameraLoadRun(
+                    count, setting, in_force, fps, float(np.percentile(latency_ms, 50)),
+                    float(np.percentile(latency_ms, 95)), len(latencies)))
         peak = peak_rss_mib(node.pid)
     finally:
         client.close()
@@ -275,10 +348,10 @@ def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
         segmenter_all_outputs_ms=float(np.median(second)),
         node_e2e_all_outputs_ms=float(np.median(e2e_all_ms)),
         overhead_all_outputs_percent=float(np.median(e2e_all_ms / second - 1.0) * 100.0),
-        throughput_one_camera_fps=one, throughput_two_cameras_batched_fps=batched,
-        throughput_two_cameras_unbatched_fps=unbatched, peak_rss_mib=peak,
-        frames=len(images),
-        notes=[f'cameras published at {rate:.1f} Hz each (4x the Segmenter rate) during the '
-               'throughput runs; end-to-end includes DDS transport both ways',
+        camera_rate_hz=rate, load_runs=runs, peak_rss_mib=peak, frames=len(images),
+        notes=['load runs: every camera publishes at the same rate for '
+               f'{flood_seconds:g} s (default twice the Segmenter rate); throughput counts '
+               'the panoptic answers of all cameras, latency is camera publish -> panoptic '
+               'received of each answer; end-to-end includes DDS transport both ways',
                'overheads are medians of per-frame ratios, the Segmenter timed on the same '
                'frame just before the node'])

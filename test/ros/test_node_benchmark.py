@@ -13,14 +13,30 @@ def test_bench_node_reports_every_measure(tmp_path, capsys, exported_package):
     status = cli_main(['bench-node', '--model', package, '--backend', 'onnxruntime',
                        '--width', '320', '--height', '160', '--frames', '3',
                        '--flood-seconds', '1.5', '--threads', '1', '--measure', 'speed',
+                       '--cameras', '1,2', '--batch-cameras', 'auto,true',
                        '--domain-id', str(fresh_domain_id()), '--json', str(out)])
     printed = capsys.readouterr().out
     assert status == 0, printed
-    for measure in ('Segmenter alone', 'camera publish -> panoptic received',
-                    'throughput, two cameras batched', 'node peak RSS'):
+    for measure in ('Segmenter alone', 'camera publish -> panoptic received', 'node peak RSS',
+                    '| cameras | batch_cameras | throughput (all cameras) | latency p50 |'):
         assert measure in printed
     report = json.loads(out.read_text())
     assert report['frames'] == 3 and report['peak_rss_mib'] > 0
+    # One camera once, two with each setting; the node says what a setting means here.
+    runs = report['load_runs']
+    assert [(run['cameras'], run['batch_cameras'], run['in_force']) for run in runs] == [
+        (1, 'auto', 'auto (off: CPU backend)'), (2, 'auto', 'auto (off: CPU backend)'),
+        (2, 'true', 'true (on)')]
+    assert all(run['answers'] > 0 and run['latency_p50_ms'] > 0 for run in runs)
+
+
+def test_bench_node_refuses_a_bad_batch_cameras_list(capsys):
+    assert cli_main(['bench-node', '--batch-cameras', 'auto,yes']) == 2
+    assert "--batch-cameras takes a comma-separated list of auto, true, false, got 'auto,yes'" \
+        in capsys.readouterr().err
+    assert cli_main(['bench-node', '--cameras', '0,4']) == 2
+    assert "--cameras must be a comma-separated list of 1..8, got '0,4'" in \
+        capsys.readouterr().err
 
 
 def test_bench_node_reports_delivered_over_published(tmp_path, capsys, exported_package):

@@ -10,6 +10,7 @@ def test_benchmark_reads_header_stamp_from_cdr_and_formats_report():
     from sensor_msgs.msg import Image
 
     from seg_perception.ros.node_benchmark import (
+        CameraLoadRun,
         format_node_report,
         header_stamp,
         NodeBenchmarkReport,
@@ -18,9 +19,15 @@ def test_benchmark_reads_header_stamp_from_cdr_and_formats_report():
     msg.header.stamp.sec, msg.header.stamp.nanosec = 1700000123, 456789
     msg.header.frame_id = 'a_rather_long_frame_id'
     assert header_stamp(serialize_message(msg)) == (1700000123, 456789)
+    runs = [CameraLoadRun(1, 'auto', 'auto (off: CPU backend)', 9.0, 120.0, 150.0, 72),
+            CameraLoadRun(4, 'auto', 'auto (off: CPU backend)', 9.1, 126.0, 160.0, 73),
+            CameraLoadRun(4, 'true', 'true (on)', 9.0, 450.0, 480.0, 72)]
     report = NodeBenchmarkReport('m', 'onnxruntime', '1024x512', 100.0, 105.0, 5.0, 100.0,
-                                 112.0, 12.0, 9.0, 15.0, 10.0, 480.0, 10)
+                                 112.0, 12.0, 20.0, runs, 480.0, 10)
     text = format_node_report(report)
     assert '| node: camera publish -> panoptic received | 105 ms (+5.0 % vs Segmenter) |' \
         in text
-    assert '480 MiB' in text
+    assert '480 MiB' in text and 'every camera publishing at 20.0 Hz' in text
+    assert '| 1 | auto (off: CPU backend) | 9.00 fps | 120 ms | 1.00x | 150 ms |' in text
+    assert '| 4 | auto (off: CPU backend) | 9.10 fps | 126 ms | 1.05x | 160 ms |' in text
+    assert '| 4 | true (on) | 9.00 fps | 450 ms | 3.75x | 480 ms |' in text
