@@ -5,7 +5,8 @@ torch backend run::
 
     image float32 (B, 3, H, W) raw 0..255 RGB
       -> (image / 255 - mean) / std          normalisation (manifest mean/std, 0..1 scale)
-      -> network                             registry forward contract (semantic/center/offset)
+      -> network                             registry forward contract (semantic/center/offset;
+                                             ENet: semantic_packed, see FusedPostprocess)
       -> FusedPostprocess                    argmax, confidence, panoptic grouping
       -> outputs in the order of manifest.output_names (int32 / float32, see manifest.py)
 """
@@ -54,6 +55,10 @@ class FusedSegmentationGraph(nn.Module):
         self.network = network
         self.panoptic = manifest.is_panoptic
         self.flip_test = bool(manifest.flip_test)
+        # ENet can hand its logits over packed (``models.layers.packed_transposed_conv``);
+        # flip-test averaging needs them as an image.
+        self.packed_semantic = bool(getattr(network, 'packed_semantic_layer', None)) \
+            and not self.flip_test
         self.output_names: Tuple[str, ...] = tuple(manifest.output_names)
         # (x / 255 - mean) / std == (x - 255 mean) / (255 std): one Sub and one Mul in the graph.
         mean = torch.tensor([255.0 * m for m in manifest.mean], dtype=torch.float32)
@@ -70,12 +75,20 @@ class FusedSegmentationGraph(nn.Module):
             settings=manifest.postprocess, label_divisor=manifest.label_divisor,
             void_id=labels.void_id, panoptic=manifest.is_panoptic,
             height=manifest.input_height, width=manifest.input_width,
-            instance_stride=int(getattr(network, 'instance_stride', 1)))
+            instance_stride=int(getattr(network, 'instance_stride', 1)),
+            packed_semantic=self.packed_semantic)
 
     def _network_dtype(self) -> torch.dtype:
         for parameter in self.network.parameters():
             return parameter.dtype
         return torch.float32
+
+    def _normalised(self, image: torch.Tensor) -> torch.Tensor:
+        normalised = (image - self.pixel_mean) * self.pixel_inverse_std
+        dtype = self._network_dtype()
+        if dtype != torch.float32:  # torch backend in FP16: post-processing stays float32
+            normalised = normalised.to(dtype)
+        return normalised
 
     def heads(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
         """The network's raw heads for float32 (B, 3, H, W) raw RGB 0..255: ``semantic``
@@ -86,10 +99,7 @@ class FusedSegmentationGraph(nn.Module):
         images, then their mirror images) and the semantic logits are the mean of the two,
         mirrored back; centre and offset come from the images as given (averaging those
         too scored lower: see ``apply_flip_test``)."""
-        normalised = (image - self.pixel_mean) * self.pixel_inverse_std
-        dtype = self._network_dtype()
-        if dtype != torch.float32:  # torch backend in FP16: post-processing stays float32
-            normalised = normalised.to(dtype)
+        normalised = self._normalised(image)
         if not self.flip_test:
             return self.network(normalised)
         batch = normalised.shape[0]
@@ -98,8 +108,12 @@ class FusedSegmentationGraph(nn.Module):
 
     def forward(self, image: torch.Tensor,
                 center_threshold: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
-        heads = self.heads(image)
-        semantic = heads['semantic'].float()
+        if self.packed_semantic:
+            heads = self.network(self._normalised(image), packed_semantic=True)
+            semantic = heads['semantic_packed'].float()
+        else:
+            heads = self.heads(image)
+            semantic = heads['semantic'].float()
         if not self.panoptic:
             return tuple(self.postprocess(semantic, None, None, None))
         if center_threshold is None:

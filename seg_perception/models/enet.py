@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from .heads import check_input, InstanceHead
-from .layers import upsample
+from .layers import packed_transposed_conv, upsample
 from .registry import register_model
 
 SIZE_DIVISOR = 8
@@ -201,10 +201,22 @@ class ENet(nn.Module):
         self.instance = InstanceHead(64, stride=4, head_channels=16) if panoptic else None
         self.instance_stride = 4
 
-    def forward(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
+    #: ``forward(images, packed_semantic=True)`` is available (see ``forward``); this is the
+    #: layer it packs (``packages.onnx_weights`` reads its weights back from the MatMul).
+    packed_semantic_layer = 'full_conv'
+
+    def forward(self, images: torch.Tensor,
+                packed_semantic: bool = False) -> Dict[str, torch.Tensor]:
+        """The registry contract; with ``packed_semantic`` the logits come as
+        ``semantic_packed`` (B, H/2 * W/2 * 4, C) from ``layers.packed_transposed_conv``
+        instead of ``semantic`` (B, C, H, W) (the export graph's faster form)."""
         check_input(images, self.size_divisor, type(self).__name__)
         stage_4 = self.decoder[:STAGE_4_LAYERS](self.encoder(images))
-        outputs = {'semantic': self.full_conv(self.decoder[STAGE_4_LAYERS:](stage_4))}
+        features = self.decoder[STAGE_4_LAYERS:](stage_4)
+        if packed_semantic:
+            outputs = {'semantic_packed': packed_transposed_conv(self.full_conv, features)}
+        else:
+            outputs = {'semantic': self.full_conv(features)}
         if self.instance is not None:
             outputs.update(self.instance(stage_4))
         return outputs

@@ -14,7 +14,8 @@ from ..manifest import ModelManifest
 
 #: Operators between the class decision (ArgMax) and the ``semantic`` output that keep the
 #: class ids as they are.
-_PASS_THROUGH = ('Cast', 'Squeeze', 'Unsqueeze', 'Reshape', 'Identity', 'Flatten')
+_PASS_THROUGH = ('Cast', 'Squeeze', 'Unsqueeze', 'Reshape', 'Identity', 'Flatten',
+                 'Transpose')
 
 
 def nonfinite_initializers(model) -> List[str]:

@@ -22,7 +22,10 @@ as they are. PReLUs, which export writes as two depthwise convolutions (``Depthw
 get their slopes back from the ``negative`` one; 2x2 stride-2 transposed convolutions,
 exported as a 1x1 conv to 4C channels + DepthToSpace (``DepthToSpaceConvTranspose``), get
 their (C_in, C, 2, 2) kernel back from the 1x1 conv's; weights that export shares between
-equal initialisers (through Identity nodes) are followed to their source.
+equal initialisers (through Identity nodes) are followed to their source. A network's
+``packed_semantic_layer`` (ENet's full conv, exported as one MatMul with a (C_in, 4 C)
+weight, taps (a, b) outer, and an Add of its (C,) bias, ``layers.packed_transposed_conv``)
+gets its kernel back from that MatMul.
 
 Layers the graph does not hold under a matching name and shape (a changed head) keep their
 fresh initialisation, as ``package.load_matching_tensors`` does for state dicts.
@@ -133,6 +136,42 @@ def _exported_transpose(modules: Dict[str, object], conv_path: str, weight):
     return parent, module, np.ascontiguousarray(restored)
 
 
+def _load_packed_layer(network, graph, initializers, touched) -> int:
+    """Give ``network.packed_semantic_layer`` its weights from the MatMul + Add that
+    ``models.layers.packed_transposed_conv`` exports it as; returns 1 if found, else 0."""
+    import torch
+    from onnx import numpy_helper
+    name = getattr(network, 'packed_semantic_layer', None)
+    module = getattr(network, name, None) if name else None
+    if not isinstance(module, torch.nn.ConvTranspose2d):
+        return 0
+    in_channels, out_channels = module.in_channels, module.out_channels
+    consumers: Dict[str, list] = {}
+    for node in graph.node:
+        for value in node.input:
+            consumers.setdefault(value, []).append(node)
+    for node in graph.node:
+        weight = initializers.get(node.input[1]) if node.op_type == 'MatMul' else None
+        if weight is None or tuple(weight.dims) != (in_channels, 4 * out_channels) \
+                or module_path_from_node_name(node.name) != '':
+            continue
+        kernel = numpy_helper.to_array(weight).reshape(in_channels, 2, 2, out_channels)
+        with torch.no_grad():
+            module.weight.copy_(torch.from_numpy(kernel.transpose(0, 3, 1, 2).copy()))
+            touched.add(f'{name}.weight')
+            if module.bias is None:
+                return 1
+            reshapes = [c for c in consumers.get(node.output[0], []) if c.op_type == 'Reshape']
+            for add in (c for r in reshapes for c in consumers.get(r.output[0], [])):
+                bias = next((initializers[v] for v in add.input if v in initializers), None)
+                if add.op_type == 'Add' and bias is not None \
+                        and tuple(bias.dims) == (out_channels,):
+                    module.bias.copy_(torch.from_numpy(numpy_helper.to_array(bias).copy()))
+                    touched.add(f'{name}.bias')
+        return 1
+    return 0
+
+
 def load_weights_from_onnx(network, onnx_path: str, calibration_images=None,
                            min_fraction: float = 0.5) -> RecoveredWeights:
     """Load the convolution weights of ``onnx_path`` into ``network``, undoing BatchNorm folding.
@@ -220,6 +259,7 @@ def load_weights_from_onnx(network, onnx_path: str, calibration_images=None,
                     touched.update(f'{norm_path}.{name}' for name in (
                         'weight', 'bias', 'running_mean', 'running_var'))
             loaded += 1
+        loaded += _load_packed_layer(network, model.graph, initializers, touched)
         for node in model.graph.node:  # BatchNorms that could not be folded (after a sum)
             if node.op_type != 'BatchNormalization':
                 continue

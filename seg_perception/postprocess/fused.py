@@ -8,8 +8,9 @@ What the graph form adds:
   grid, the pooling kernel and K = ``min(top_k, grid cells)`` (TopK's constant K) are
   constants. The heads reach the grid by strided Slice (r < s) or a linear Resize by r/s
   (r > s), never by a resize to full resolution.
-* Op choices: the confidence divides by the max gathered at the argmax (no second
-  reduction). The grouping distances (step 4) are one batched MatMul of (ty, tx, 1) per cell
+* Op choices: step 1 (class, confidence) is in ``packed``: the peak is gathered at the
+  argmax (no second reduction), sums over classes are MatMuls, and ENet's logits arrive
+  packed channels-last so the reductions read contiguous memory. The grouping distances (step 4) are one batched MatMul of (ty, tx, 1) per cell
   with (-2cy, -2cx, cy^2 + cx^2) per slot, invalid slots (0, 0, 1e30), then ArgMin: cells x
   slots elements pass through memory twice instead of six times as with explicit
   differences. Centre votes (3b) are counted by a MatMul with the ones row, after which the
@@ -48,6 +49,11 @@ from .grid import (
     validate_settings,
     vote_radius_in_cells,
 )
+from .packed import (
+    check_packed_shape,
+    packed_class_and_confidence,
+    plain_class_and_confidence,
+)
 
 
 class FusedPostprocess(nn.Module):
@@ -65,18 +71,21 @@ class FusedPostprocess(nn.Module):
         instance_stride: Stride r of the centre / offset maps the network hands over
             ((B, 1, H/r, W/r) and (B, 2, H/r, W/r)); one of r and the grouping stride must
             divide the other.
+        packed_semantic: ``forward`` gets the logits packed, (B, H/2 * W/2 * 4, C) from
+            ``models.layers.packed_transposed_conv``, instead of (B, C, H, W).
     """
 
     def __init__(self, num_classes: int, thing_ids: Sequence[int],
                  settings: Optional[PostprocessSettings] = None, label_divisor: int = 1000,
                  void_id: int = 255, panoptic: bool = True, *, height: int,
-                 width: int, instance_stride: int = 1) -> None:
+                 width: int, instance_stride: int = 1, packed_semantic: bool = False) -> None:
         super().__init__()
         settings = settings or PostprocessSettings()
         validate_settings(settings, num_classes, thing_ids, label_divisor, void_id)
         things = sorted(set(int(t) for t in thing_ids))
         self.num_classes = num_classes
         self.panoptic = panoptic
+        self.packed_semantic = bool(packed_semantic)
         self.height = height
         self.width = width
         self.label_divisor = label_divisor
@@ -123,8 +132,13 @@ class FusedPostprocess(nn.Module):
                              persistent=False)
         self.register_buffer('unused_scores', torch.zeros((1, settings.top_k - self.slots)),
                              persistent=False)
-        self.register_buffer('class_ids', torch.arange(num_classes, dtype=torch.int32),
-                             persistent=False)
+        # One-hot rows of a cell's class looked up by a Gather: a row copy per cell instead
+        # of an Equal and a bool -> float Cast over every (cell, class) pair.
+        thing_onehot = torch.zeros(num_classes, max(len(things), 1))
+        for column, thing in enumerate(things):
+            thing_onehot[thing, column] = 1.0
+        self.register_buffer('thing_onehot', thing_onehot, persistent=False)  # (C, T)
+        self.register_buffer('class_onehot', torch.eye(num_classes), persistent=False)
 
     def forward(self, semantic_logits: torch.Tensor, center: Optional[torch.Tensor] = None,
                 offset: Optional[torch.Tensor] = None,
@@ -132,7 +146,8 @@ class FusedPostprocess(nn.Module):
         """Post-process a batch (outputs ordered as ``manifest.PANOPTIC_OUTPUTS``).
 
         Args:
-            semantic_logits: float (B, C, H, W).
+            semantic_logits: float (B, C, H, W), or (B, H/2 * W/2 * 4, C) when built with
+                ``packed_semantic``.
             center: float (B, 1, H/r, W/r) heatmap, r = ``instance_stride`` (panoptic only).
             offset: float (B, 2, H/r, W/r) (dy, dx) in network pixels (panoptic only).
             center_threshold: float (1,) run-time threshold; None uses the settings' value.
@@ -144,17 +159,17 @@ class FusedPostprocess(nn.Module):
         """
         # Shapes are static in an export; checking them while tracing only adds warnings.
         checking = not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
-        expected = (self.num_classes, self.height, self.width)
-        if checking and (semantic_logits.dim() != 4
-                         or tuple(semantic_logits.shape[1:]) != expected):
-            raise ValueError(f'semantic_logits must be (B, {expected[0]}, {expected[1]}, '
-                             f'{expected[2]}), got {tuple(semantic_logits.shape)}')
         logits = semantic_logits.float()
-        best = torch.argmax(logits, dim=1, keepdim=True)
-        # Gathering the peak at the argmax is cheaper than a second reduction over classes.
-        peak = torch.gather(logits, 1, best)
-        confidence = torch.div(self.one, torch.exp(logits - peak).sum(dim=1))
-        best = best.squeeze(1)
+        if self.packed_semantic:
+            if checking:
+                check_packed_shape(logits, self.num_classes, self.height, self.width)
+            best, confidence = packed_class_and_confidence(logits, self.height, self.width)
+        else:
+            expected = (self.num_classes, self.height, self.width)
+            if checking and (logits.dim() != 4 or tuple(logits.shape[1:]) != expected):
+                raise ValueError(f'semantic_logits must be (B, {expected[0]}, {expected[1]}, '
+                                 f'{expected[2]}), got {tuple(logits.shape)}')
+            best, confidence = plain_class_and_confidence(logits)
         semantic = best.to(torch.int32)
         if not self.panoptic:
             return semantic, confidence
@@ -197,7 +212,7 @@ class FusedPostprocess(nn.Module):
         targets = torch.cat([target_y, target_x, ones], dim=1).transpose(1, 2)
         distance = torch.matmul(targets, self._center_columns(center_y, center_x, valid))
         # One-hot of thing classes per cell (B, cells, T); its row sums mark thing cells.
-        thing_onehot = (grid_semantic.unsqueeze(2) == self.thing_ids.view(1, 1, -1)).float()
+        thing_onehot = _rows(self.thing_onehot, grid_semantic)
 
         if self.min_center_votes > 0:  # step 3b: thing cells pointing near each centre
             # |t - c|^2 < r^2  <=>  distance < r^2 - |t|^2; non-thing cells get -1e30 (never).
@@ -243,8 +258,9 @@ class FusedPostprocess(nn.Module):
         category = torch.where(instance > 0, self._upsample(grid_class), semantic)
         panoptic = category * self.label_divisor + instance
 
-        class_onehot = (grid_semantic.unsqueeze(2) == self.class_ids.view(1, 1, -1)).float()
-        stuff_area = class_onehot.sum(dim=1) * float(stride * stride)
+        # Class areas by MatMul with the ones row: ReduceSum over cells is several x slower.
+        class_counts = torch.matmul(ones, _rows(self.class_onehot, grid_semantic))[:, 0]
+        stuff_area = class_counts * float(stride * stride)
         small_stuff = ((stuff_area < float(self.stuff_area)) & (self.is_thing.view(1, -1) == 0))
         pixel_small = torch.gather(small_stuff.to(torch.int32), 1, best.reshape(batch, -1))
         panoptic = torch.where(pixel_small.reshape(semantic.shape) > 0,
@@ -335,3 +351,9 @@ class FusedPostprocess(nn.Module):
                               self.stride), dtype=grid.dtype, device=grid.device)
         grid = grid.reshape(batch, self.grid_height, 1, self.grid_width, 1).expand_as(target)
         return grid.reshape(batch, self.height, self.width)
+
+
+def _rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(R, D) table, int (B, N) row indices -> (B, N, D) rows (one Gather)."""
+    batch, count = index.shape
+    return torch.index_select(table, 0, index.reshape(-1)).reshape(batch, count, -1)
