@@ -27,6 +27,12 @@ conv can be exported as a 1x1 conv to 4C + ``DepthToSpace``,
 ``layers.DepthToSpaceConvTranspose``, which ONNX Runtime 1.32 runs slower). Weights trained
 with max-unpooling do not transfer: the model must be (re)trained.
 
+**Packed logits in the export.** The exported graph calls ``forward(x, packed_semantic=True)``:
+the full conv becomes one MatMul whose (B, H/2 * W/2 * 4, C) result the post-processing
+reduces over its contiguous class axis (``layers.packed_transposed_conv``,
+``postprocess.packed``), so the (B, C, H, W) logits are never written. Training, ``heads()``
+and flip-test graphs use the plain form; both give the same classes.
+
 The channel zero-padding of the downsampling shortcut is a ``Concat`` with zeros made by a
 broadcast ``Mul`` of one input channel with a (1, extra, 1, 1) zero constant: no ``Pad`` on
 the channel axis (not every TensorRT version pads that axis) and no folded activation-sized
