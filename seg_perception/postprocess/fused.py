@@ -139,6 +139,9 @@ class FusedPostprocess(nn.Module):
             thing_onehot[thing, column] = 1.0
         self.register_buffer('thing_onehot', thing_onehot, persistent=False)  # (C, T)
         self.register_buffer('class_onehot', torch.eye(num_classes), persistent=False)
+        self.register_buffer('panoptic_class_ids',
+                             torch.arange(num_classes, dtype=torch.int32) * label_divisor,
+                             persistent=False)
 
     def forward(self, semantic_logits: torch.Tensor, center: Optional[torch.Tensor] = None,
                 offset: Optional[torch.Tensor] = None,
@@ -253,19 +256,22 @@ class FusedPostprocess(nn.Module):
         assignment = assignment.to(torch.int64)
         grid_instance = torch.gather(instance_table, 1, assignment)
         grid_class = torch.gather(class_table, 1, assignment)
+        # Full resolution costs a pass per op, so the ids are combined on the grid first:
+        # an instance pixel's panoptic id is its cell's class * divisor + instance.
+        grid_panoptic = grid_class * self.label_divisor + grid_instance
         instance = torch.where(self._thing_pixels(semantic, best),
                                self._upsample(grid_instance), 0)
-        category = torch.where(instance > 0, self._upsample(grid_class), semantic)
-        panoptic = category * self.label_divisor + instance
 
         # Class areas by MatMul with the ones row: ReduceSum over cells is several x slower.
         class_counts = torch.matmul(ones, _rows(self.class_onehot, grid_semantic))[:, 0]
-        stuff_area = class_counts * float(stride * stride)
-        small_stuff = ((stuff_area < float(self.stuff_area)) & (self.is_thing.view(1, -1) == 0))
-        pixel_small = torch.gather(small_stuff.to(torch.int32), 1, best.reshape(batch, -1))
-        panoptic = torch.where(pixel_small.reshape(semantic.shape) > 0,
-                               self.void_id * self.label_divisor,
-                               panoptic)
+        small_stuff = ((class_counts * float(stride * stride) < float(self.stuff_area))
+                       & (self.is_thing.view(1, -1) == 0))
+        # Any other pixel's id by its class: class * divisor, or void for too small stuff.
+        plain_ids = torch.where(small_stuff, self.void_id * self.label_divisor,
+                                self.panoptic_class_ids.view(1, -1))
+        pixel_plain = torch.gather(plain_ids, 1, best.reshape(batch, -1))
+        panoptic = torch.where(instance > 0, self._upsample(grid_panoptic),
+                               pixel_plain.reshape(semantic.shape))
 
         instance_score = torch.where(keep, scores, 0.0)
         if self.slots < self.top_k:
