@@ -9,6 +9,13 @@ Typical use::
     segmenter = Segmenter.from_package('models/enet_panoptic')
     result = segmenter.segment(rgb_image)          # uint8 (H, W, 3)
     result.semantic, result.instance, result.panoptic, result.segments
+
+A caller that never reads ``result.confidence`` loads with fewer graph outputs, so the
+backend runs a graph without its full-resolution softmax (``outputs=``, see
+``Segmenter.from_package``)::
+
+    Segmenter.from_package(path, outputs=('semantic', 'instance', 'panoptic',
+                                          'instance_score'))   # result.confidence is None
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import numpy as np
 from .images.preprocess import check_image, Preprocessor, resize_nearest
 from .manifest import ModelManifest
 from .postprocess.segments import Segment
-from .runtime.base import Backend
+from .runtime.base import Backend, graph_outputs_for
 
 OUTPUT_RESOLUTION_CHOICES = ('input', 'network')
 
@@ -52,7 +59,8 @@ class SegmentationResult:
 
     Attributes:
         semantic: uint8 (H, W) train ids (``void_id`` where unlabelled).
-        confidence: float32 (H, W) softmax probability of the chosen class.
+        confidence: float32 (H, W) softmax probability of the chosen class, or None when
+            the Segmenter was loaded without the ``confidence`` graph output.
         instance: int32 (H, W) instance id, 0 = no instance.
         panoptic: int32 (H, W) ``class * label_divisor + instance`` (stuff: ``class *
             label_divisor``).
@@ -61,11 +69,12 @@ class SegmentationResult:
         output_size: (height, width) of the maps above (input or network size).
         label_divisor, thing_ids, void_id: From the manifest, to decode ``panoptic``.
         instance_score: float32 (top_k,) centre score of instance id k+1, or None when the
-            instances came from connected components.
+            instances came from connected components or the Segmenter was loaded without
+            the ``instance_score`` graph output.
     """
 
     semantic: np.ndarray
-    confidence: np.ndarray
+    confidence: Optional[np.ndarray]
     instance: np.ndarray
     panoptic: np.ndarray
     timing: SegmentationTiming
@@ -79,7 +88,11 @@ class SegmentationResult:
 
     @property
     def segments(self) -> List[Segment]:
-        """Segments (id, class, area, bbox, score) of ``panoptic``; computed on first access."""
+        """Segments (id, class, area, bbox, score) of ``panoptic``; computed on first access.
+
+        Scores: the centre score of an instance (``instance_score``), else the segment's
+        mean ``confidence``, else 0.
+        """
         if self._segments is None:
             from .postprocess.segments import extract_segments
             self._segments = extract_segments(
@@ -92,30 +105,65 @@ class Segmenter:
     """Runs a model package on RGB images of any size.
 
     Args:
-        backend: A created backend (see ``runtime.select.create_backend``).
+        backend: A created backend (see ``runtime.select.create_backend``); its
+            ``output_names`` must hold ``semantic`` and, for a panoptic graph, ``instance``
+            and ``panoptic``.
         manifest: The package's manifest (input size, labels, post-processing settings).
 
     Attributes:
         backend_reason: Why this backend was chosen (set by ``from_package``).
+
+    Raises:
+        ValueError: The backend computes too few outputs for a result.
     """
 
     def __init__(self, backend: Backend, manifest: ModelManifest) -> None:
         self.backend = backend
         self.manifest = manifest
         self.backend_reason = ''
+        missing = [name for name in _required_outputs(manifest)
+                   if name not in self.graph_outputs]
+        if missing:
+            raise ValueError(f'the Segmenter needs graph output(s) {", ".join(missing)} of '
+                             f'{manifest.task} model {manifest.name}; the backend computes '
+                             f'only {", ".join(self.graph_outputs)}')
         self._preprocessor = Preprocessor(manifest.batch, manifest.input_height,
                                           manifest.input_width)
 
     @classmethod
     def from_package(cls, path: str, backend: str = 'auto', device: str = 'auto',
-                     precision: str = 'auto', **options) -> 'Segmenter':
-        """Load a model package directory and pick its backend (see ``create_backend``)."""
+                     precision: str = 'auto', outputs: Optional[Sequence[str]] = None,
+                     **options) -> 'Segmenter':
+        """Load a model package directory and pick its backend (see ``create_backend``).
+
+        Args:
+            path: Package directory.
+            backend, device, precision, **options: As ``create_backend``.
+            outputs: The graph outputs the caller needs (names of the graph contract,
+                ``seg_perception.manifest``); None = all. ``semantic`` is always needed,
+                and for a panoptic graph ``instance`` and ``panoptic`` too. Leaving out
+                ``confidence`` makes ``result.confidence`` None, and the backend runs the
+                graph without that output's work (``packages.output_pruning``). A semantic
+                graph scores its connected-component instances by mean confidence, so there
+                ``instance_score`` keeps ``confidence``.
+
+        Raises:
+            ValueError: Unknown output names (the message lists the valid ones), or too few
+                for a result; and as ``create_backend``.
+        """
         from .packages.loading import load_model_package
         from .runtime.select import create_backend
         manifest, package_dir = load_model_package(path)
+        wanted = segmenter_outputs(manifest, outputs)
+        if wanted != manifest.output_names:
+            options['outputs'] = wanted
         created, reason = create_backend(package_dir, manifest, backend=backend, device=device,
                                          precision=precision, **options)
-        segmenter = cls(created, manifest)
+        try:
+            segmenter = cls(created, manifest)
+        except ValueError:
+            created.close()
+            raise
         segmenter.backend_reason = reason
         return segmenter
 
@@ -142,6 +190,12 @@ class Segmenter:
     def network_size(self) -> Tuple[int, int]:
         """(height, width) of the network input."""
         return self.manifest.input_height, self.manifest.input_width
+
+    @property
+    def graph_outputs(self) -> Tuple[str, ...]:
+        """The graph outputs the backend computes (``confidence`` among them unless it was
+        loaded without: then ``result.confidence`` is None)."""
+        return tuple(getattr(self.backend, 'output_names', self.manifest.output_names))
 
     def close(self) -> None:
         self.backend.close()
@@ -223,15 +277,22 @@ class Segmenter:
 
     def _finish(self, outputs: Dict[str, np.ndarray], slot: int, input_hw: Tuple[int, int],
                 output_resolution: str) -> SegmentationResult:
-        """Turn one slot of the graph outputs into a result at the requested resolution."""
+        """Turn one slot of the graph outputs into a result at the requested resolution.
+
+        ``outputs`` holds the backend's ``output_names`` (B, H, W) maps and (B, top_k)
+        scores; ``confidence`` and ``instance_score`` may be absent (then None in the
+        result).
+        """
         manifest = self.manifest
         labels = manifest.label_set
         semantic = outputs['semantic'][slot].astype(np.uint8)
-        confidence = outputs['confidence'][slot]
+        confidence = outputs.get('confidence')
+        instance_score = None
         if manifest.is_panoptic:
             instance = outputs['instance'][slot]
             panoptic = outputs['panoptic'][slot]
-            instance_score = outputs['instance_score'][slot]
+            if 'instance_score' in outputs:
+                instance_score = outputs['instance_score'][slot]
         else:
             from .postprocess.components import (
                 instances_from_connected_components,
@@ -244,12 +305,12 @@ class Segmenter:
                 max_instances=settings.top_k)
             panoptic = panoptic_from_semantic_and_instance(
                 semantic, instance, manifest.label_divisor, labels.void_id)
-            instance_score = None
         target_hw = tuple(int(v) for v in input_hw) if output_resolution == 'input' \
             else self.network_size
         return SegmentationResult(
             semantic=resize_nearest(semantic, target_hw),
-            confidence=resize_nearest(confidence, target_hw),
+            confidence=None if confidence is None else resize_nearest(confidence[slot],
+                                                                      target_hw),
             instance=resize_nearest(instance, target_hw),
             panoptic=resize_nearest(panoptic, target_hw),
             timing=SegmentationTiming(),
@@ -260,3 +321,30 @@ class Segmenter:
             void_id=labels.void_id,
             instance_score=instance_score,
         )
+
+
+def _required_outputs(manifest: ModelManifest) -> Tuple[str, ...]:
+    """Graph outputs a ``SegmentationResult`` cannot do without."""
+    return ('semantic', 'instance', 'panoptic') if manifest.is_panoptic else ('semantic',)
+
+
+def segmenter_outputs(manifest: ModelManifest,
+                      outputs: Optional[Sequence[str]]) -> Tuple[str, ...]:
+    """The graph outputs to load for a Segmenter asked for ``outputs`` (see
+    ``Segmenter.from_package``), in the manifest's order.
+
+    Raises:
+        ValueError: Unknown names (the message lists the valid ones), or too few.
+    """
+    if outputs is None:
+        return manifest.output_names
+    outputs = list(outputs) if not isinstance(outputs, str) else outputs
+    wanted = graph_outputs_for(manifest, outputs)
+    if not manifest.is_panoptic and 'instance_score' in outputs:
+        wanted = graph_outputs_for(manifest, list(wanted) + ['confidence'])
+    missing = [name for name in _required_outputs(manifest) if name not in wanted]
+    if missing:
+        raise ValueError(f'outputs {list(outputs)} lack {", ".join(missing)}, which the '
+                         f'Segmenter of a {manifest.task} model needs; valid: '
+                         f'{", ".join(manifest.output_names)}')
+    return wanted

@@ -358,10 +358,11 @@ class SegmentationParts:
 
 def _load_segmenter(config: NodeConfig):
     """The ``Segmenter`` of ``config``; raises ``NodeStartupError`` with the reason."""
+    from ..pipeline.graph_outputs import needed_graph_outputs
     from ..runtime.base import BackendError
     from ..segmenter import Segmenter
     options = {'threads': config.threads} if config.threads > 0 else {}
-    options.update(config.engine_options())
+    options.update(config.engine_options(), outputs=needed_graph_outputs(config.enabled_outputs))
     if config.build_engine_only and config.backend == 'auto':
         config = replace(config, backend='tensorrt')  # building needs TensorRT itself
     kwargs = dict(backend=config.backend, device=config.device,

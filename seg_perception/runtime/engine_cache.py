@@ -61,6 +61,8 @@ class EngineKey:
         calibration_sha256: Digest of the INT8 calibration image set ('' when not INT8).
         strongly_typed: Built as a strongly-typed network (TensorRT >= 11 or an FP16 ONNX).
         tf32: TF32 allowed for FP32 layers (``BuilderFlag.TF32``; off in our builds).
+        outputs: Graph outputs of an engine built from the graph pruned to them; ``()`` =
+            all (then left out of the JSON: keys of such engines keep their digests).
         format_version: Version of this key's layout (an older one is never loaded).
     """
 
@@ -77,6 +79,7 @@ class EngineKey:
     gpu_multiprocessors: int = 0
     gpu_memory_gib: int = 0
     tf32: bool = False
+    outputs: Tuple[str, ...] = ()
     format_version: int = KEY_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -88,15 +91,18 @@ class EngineKey:
                               for name, shape in self.input_shapes))
         object.__setattr__(self, 'input_shapes', shapes)
         object.__setattr__(self, 'batch_profile', tuple(int(b) for b in self.batch_profile))
-        object.__setattr__(self, 'fp32_layers', tuple(str(p) for p in self.fp32_layers))
+        for name in ('fp32_layers', 'outputs'):
+            object.__setattr__(self, name, tuple(str(p) for p in getattr(self, name)))
         if len(self.batch_profile) != 3:
             raise ValueError(f'batch_profile must be (min, opt, max), got {self.batch_profile}')
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data['input_shapes'] = {name: list(shape) for name, shape in self.input_shapes}
-        data['batch_profile'] = list(self.batch_profile)
-        data['fp32_layers'] = list(self.fp32_layers)
+        for name in ('batch_profile', 'fp32_layers', 'outputs'):
+            data[name] = list(getattr(self, name))
+        if not self.outputs:
+            del data['outputs']
         return data
 
     @classmethod
@@ -130,11 +136,12 @@ class EngineKey:
             raise ValueError(f'engine key field batch_profile must be [min, opt, max] '
                              f'integers, got {profile!r}')
         data['batch_profile'] = tuple(profile)
-        layers = data.get('fp32_layers', [])
-        if not isinstance(layers, list) or not all(isinstance(p, str) for p in layers):
-            raise ValueError(f'engine key field fp32_layers must be a list of strings, got '
-                             f'{layers!r}')
-        data['fp32_layers'] = tuple(layers)
+        for name in ('fp32_layers', 'outputs'):
+            items = data.get(name, [])
+            if not isinstance(items, list) or not all(isinstance(p, str) for p in items):
+                raise ValueError(f'engine key field {name} must be a list of strings, got '
+                                 f'{items!r}')
+            data[name] = tuple(items)
         try:
             return cls(**data)
         except TypeError as error:
@@ -147,7 +154,7 @@ class EngineKey:
 
     def differences(self, other: 'EngineKey') -> List[str]:
         """Human-readable ``field: built for X, wanted Y`` lines (``self`` = built)."""
-        mine, theirs = self.to_dict(), other.to_dict()
+        mine, theirs = ({'outputs': 'all', **key.to_dict()} for key in (self, other))
         return [f'{name}: engine built for {mine[name]!r}, wanted {theirs.get(name)!r}'
                 for name in sorted(mine) if mine[name] != theirs.get(name)]
 
@@ -293,12 +300,9 @@ def _inspect(engine_path: str, wanted_key: EngineKey, force_rebuild: bool) -> Ca
 
 
 def _other_engines(engine_path: str, wanted_key: EngineKey, shown: int = 3) -> str:
-    """``; other engines of this model here: NAME (field: built for X, wanted Y), ...``.
-
-    Engines are named after their key, so one built with other options (``build-engine
-    --fp32-layers ...``) sits next to the missing one: saying how it differs tells the user
-    which options to pass to use it instead of waiting for a build.
-    """
+    """``; other engines of this model here: NAME (field: built for X, wanted Y), ...``: one
+    built with other options (``build-engine --fp32-layers ...``, other outputs) sits next to
+    the missing one (names hold key digests); how it differs says what to pass to use it."""
     folder = os.path.dirname(os.path.abspath(engine_path))
     base = os.path.basename(engine_path)
     prefix = base.split('.', 1)[0] + '.'
@@ -363,7 +367,7 @@ def engine_file_name(onnx_file: str, precision: str, batch: int, key_digest: str
     """``model.onnx`` -> ``model.fp16.b1.<key digest[:12]>.engine``.
 
     The key's digest is in the name, so engines built with other options (FP32 layers,
-    calibration images, ONNX), TensorRT versions or GPUs never overwrite each other.
+    calibration images, ONNX, outputs), TensorRT versions or GPUs never overwrite each other.
     """
     stem = os.path.splitext(os.path.basename(onnx_file))[0]
     return f'{stem}.{precision}.b{int(batch)}.{key_digest[:12]}{ENGINE_SUFFIX}'

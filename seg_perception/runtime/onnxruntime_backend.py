@@ -4,18 +4,30 @@ CPU is the default. GPU execution providers are used only when asked for, and th
 checks with ``session.get_providers()`` that every requested provider is really active:
 ONNX Runtime itself silently drops a provider it cannot load, which would turn a "GPU"
 deployment into a slow CPU one without anybody noticing.
+
+Asked for fewer outputs (``outputs=``), it runs the graph pruned to them, made in memory
+from the package file's checked bytes (``packages.output_pruning``; nothing is written).
+Without the ``onnx`` package it runs the whole graph and returns only those outputs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..manifest import ModelManifest
 from ..packages.loading import file_sha256
-from .base import Backend, BackendError, BackendInfo, BackendUnavailable
+from .base import (
+    Backend,
+    BackendError,
+    BackendInfo,
+    BackendUnavailable,
+    graph_manifest,
+    graph_outputs_for,
+)
 
 CPU_PROVIDER = 'CPUExecutionProvider'
 CUDA_PROVIDER = 'CUDAExecutionProvider'
@@ -78,17 +90,22 @@ class OnnxRuntimeBackend(Backend):
         threads: Intra-op threads; ``None`` uses the cores this process may run on.
         precision: ``fp32`` (the graph's own precision) or ``fp16``, which needs the
             TensorRT execution provider (it builds an FP16 engine from the FP32 graph).
+        outputs: Graph outputs to compute (``semantic`` among them; see
+            ``base.graph_outputs_for``); None = all. Fewer: the session runs the graph
+            pruned to them, and ``manifest`` is a ``GraphManifest`` of that graph.
 
     Raises:
         BackendUnavailable: onnxruntime or a requested provider is missing / inactive.
         BackendError: The ONNX file is missing, corrupt or does not match the manifest.
+        ValueError: Bad device, threads or output names.
     """
 
     def __init__(self, manifest: ModelManifest, package_dir: str, device: str = 'cpu',
                  providers: Optional[Sequence[str]] = None, threads: Optional[int] = None,
-                 precision: str = 'fp32') -> None:
+                 precision: str = 'fp32', outputs: Optional[Sequence[str]] = None) -> None:
         self.manifest = manifest
         self._session = None
+        wanted = graph_outputs_for(manifest, outputs)
         if device not in ORT_DEVICE_CHOICES:
             raise ValueError(
                 f'device {device!r} is not one of {", ".join(ORT_DEVICE_CHOICES)}')
@@ -111,7 +128,7 @@ class OnnxRuntimeBackend(Backend):
                 f'onnxruntime execution provider {", ".join(missing)} is not available '
                 f'(available: {", ".join(available)})')
         path = manifest.onnx_path(package_dir)
-        self._check_file(path)
+        model, graph_inputs, pruning = self._graph(path, wanted)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -131,7 +148,7 @@ class OnnxRuntimeBackend(Backend):
         options.enable_mem_pattern = False
         provider_args = [self._provider_entry(p, precision) for p in requested]
         try:
-            session = ort.InferenceSession(path, sess_options=options,
+            session = ort.InferenceSession(model, sess_options=options,
                                            providers=provider_args)
         except Exception as error:  # onnxruntime raises its own pybind exception types
             raise BackendError(
@@ -145,20 +162,43 @@ class OnnxRuntimeBackend(Backend):
                 f'is not active (active: {", ".join(active)}; check the CUDA / cuDNN / '
                 'TensorRT libraries)')
         self._session = session
+        self.manifest = graph_manifest(manifest, graph_inputs, wanted)
         self._check_graph_contract(path)
-        self._output_names = list(manifest.output_names)
+        self._output_names = list(wanted)
         self._threshold = np.zeros((1,), dtype=np.float32)
         on_gpu = active[0] != CPU_PROVIDER
         self.info = BackendInfo(
             name='onnxruntime', device='cuda:0' if on_gpu else 'cpu', precision=precision,
             detail=f'providers: {", ".join(active)}; intra-op threads: '
-                   f'{options.intra_op_num_threads}')
+                   f'{options.intra_op_num_threads}{pruning}')
 
-    def _check_file(self, path: str) -> None:
+    def _graph(self, path: str, outputs: Tuple[str, ...]
+               ) -> Tuple[Union[str, bytes], Tuple[str, ...], str]:
+        """(what the session loads: the path or pruned model bytes, the graph inputs it has,
+        a note for ``info.detail``); the file's checksum is checked on the bytes read."""
+        manifest = self.manifest
         if not os.path.isfile(path):
             raise BackendError(f'ONNX file {path} does not exist')
+        full = outputs == manifest.output_names
+        from ..packages.output_pruning import onnx_available, prune_onnx_bytes
+        if full or not onnx_available():
+            self._check_digest(path, file_sha256(path))
+            note = '' if full else f'; returns {", ".join(outputs)} of the whole graph (the ' \
+                                   'onnx package, which prunes it, is not installed)'
+            return path, manifest.input_names, note
+        with open(path, 'rb') as stream:
+            data = stream.read()
+        self._check_digest(path, hashlib.sha256(data).hexdigest())
+        try:
+            model, pruned = prune_onnx_bytes(data, outputs, os.path.dirname(path))
+        except ValueError as error:
+            raise BackendError(f'{path}: cannot prune it to outputs {", ".join(outputs)}: '
+                               f'{error}') from None
+        return model, pruned.inputs, f'; graph pruned {pruned.summary}'
+
+    def _check_digest(self, path: str, digest: str) -> None:
         expected = self.manifest.onnx_sha256
-        if expected and file_sha256(path) != expected:
+        if expected and digest != expected:
             raise BackendError(
                 f'{path} is corrupt: its sha256 does not match the manifest '
                 f'({expected[:12]}...); re-export or re-download the package')
@@ -200,7 +240,7 @@ class OnnxRuntimeBackend(Backend):
         if self._session is None:
             raise BackendError('onnxruntime backend is closed')
         feeds = {'image': images}
-        if manifest.is_panoptic:
+        if 'center_threshold' in manifest.input_names:
             self._threshold[0] = center_threshold
             feeds['center_threshold'] = self._threshold
         values = self._session.run(self._output_names, feeds)

@@ -12,7 +12,14 @@ import inspect
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..manifest import ModelManifest
-from .base import Backend, BACKEND_CHOICES, BackendUnavailable, DEVICE_CHOICES, PRECISION_CHOICES
+from .base import (
+    Backend,
+    BACKEND_CHOICES,
+    BackendUnavailable,
+    DEVICE_CHOICES,
+    graph_outputs_for,
+    PRECISION_CHOICES,
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,9 @@ def create_backend(package_dir: str, manifest: ModelManifest, backend: str = 'au
         precision: One of ``base.PRECISION_CHOICES``; ``auto`` = fp16 on TensorRT / torch
             CUDA, fp32 otherwise.
         **options: Backend-specific keyword arguments (``threads``, ``providers`` for ONNX
-            Runtime...); each candidate gets those its constructor accepts.
+            Runtime...); each candidate gets those its constructor accepts. Every backend
+            takes ``outputs``: the graph outputs to compute (``base.graph_outputs_for``;
+            default all), checked here before any backend is tried.
 
     Returns:
         ``(backend, reason)``, e.g. ``'tensorrt: module not installed; onnxruntime CUDA
@@ -135,12 +144,13 @@ def create_backend(package_dir: str, manifest: ModelManifest, backend: str = 'au
         onnxruntime CPU'``.
 
     Raises:
-        ValueError: Unknown backend / device / precision name, an impossible combination, or
-            an option that no candidate backend accepts.
+        ValueError: Unknown backend / device / precision name, an impossible combination,
+            an option that no candidate backend accepts, or unknown output names.
         BackendUnavailable: None of the candidates can run here; lists every reason.
         BackendError: The package itself is broken (corrupt ONNX, bad weights).
     """
     check_choice('precision', precision, PRECISION_CHOICES)
+    graph_outputs_for(manifest, options.get('outputs'))
     candidates = candidates_for(backend, device)
     unused = set(options)
     for candidate in candidates:

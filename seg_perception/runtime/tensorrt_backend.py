@@ -8,11 +8,17 @@ Device buffers, pinned host buffers and a stream per thread come from cuda-pytho
 
 An engine is deserialized only after its sidecar key equals the key wanted now and the
 bytes read have the recorded checksum (see ``engine_cache``).
+
+Asked for fewer outputs (``outputs=``), it builds its engine from the ONNX pruned to them
+(``packages.output_pruning``; written to a temporary file for the parser) under a key that
+names them. Until such an engine exists, a cached engine with every output is used instead
+of waiting for a build (``force_rebuild`` builds the pruned one); without the ``onnx``
+package, which prunes, the engine has every output. Either way ``run`` returns only those.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 import hashlib
 import os
 import threading
@@ -21,8 +27,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..manifest import ModelManifest
+from ..packages.output_pruning import onnx_available, pruned_onnx_file, PruningError
 from . import cuda_memory
-from .base import Backend, BackendError, BackendInfo, BackendUnavailable
+from .base import (
+    Backend,
+    BackendError,
+    BackendInfo,
+    BackendUnavailable,
+    graph_manifest,
+    graph_outputs_for,
+)
 from .engine_builder import build_engine
 from .engine_cache import (
     decide,
@@ -40,13 +54,12 @@ from .engine_options import (
     make_engine_key,
     probe_platform,
 )
-
-#: dtype of every tensor of the graph contract (``seg_perception.manifest``).
-GRAPH_DTYPES = {
-    'image': np.float32, 'center_threshold': np.float32, 'semantic': np.int32,
-    'confidence': np.float32, 'instance': np.int32, 'panoptic': np.int32,
-    'instance_score': np.float32,
-}
+from .engine_tensors import (  # noqa: F401 - GRAPH_DTYPES, TensorSpec: re-exported
+    check_tensors,
+    describe_tensors,
+    GRAPH_DTYPES,
+    TensorSpec,
+)
 
 
 def tensorrt_available() -> Tuple[bool, str]:
@@ -71,59 +84,6 @@ def tensorrt_available() -> Tuple[bool, str]:
     return True, f'TensorRT {trt.__version__} on {gpu.name} (sm {gpu.compute_capability_text})'
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """One engine I/O tensor: name, direction, numpy dtype, shape (-1 = dynamic), binding."""
-
-    name: str
-    is_input: bool
-    dtype: Any
-    shape: Tuple[int, ...]
-    binding: int
-
-
-def describe_tensors(trt: Any, engine: Any) -> List[TensorSpec]:
-    """The engine's I/O tensors, via the name API (>= 8.5) or bindings (older)."""
-    specs = []
-    if hasattr(engine, 'num_io_tensors'):
-        for index in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(index)
-            specs.append(TensorSpec(
-                name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
-                _numpy_dtype(trt, engine.get_tensor_dtype(name), name),
-                tuple(engine.get_tensor_shape(name)), index))
-    else:
-        for index in range(engine.num_bindings):
-            name = engine.get_binding_name(index)
-            specs.append(TensorSpec(
-                name, bool(engine.binding_is_input(index)),
-                _numpy_dtype(trt, engine.get_binding_dtype(index), name),
-                tuple(engine.get_binding_shape(index)), index))
-    return specs
-
-
-def check_tensors(specs: Sequence[TensorSpec], manifest: ModelManifest,
-                  engine_path: str) -> None:
-    """Raise ``BackendError`` unless the engine has the manifest's inputs and outputs."""
-    by_name = {spec.name: spec for spec in specs}
-    expected_image = (manifest.batch, 3, manifest.input_height, manifest.input_width)
-    for name in manifest.input_names + manifest.output_names:
-        spec = by_name.get(name)
-        if spec is None:
-            raise BackendError(f'engine {engine_path} has no tensor {name!r} (has '
-                               f'{", ".join(sorted(by_name))}); rebuild it with --force')
-        if spec.is_input != (name in manifest.input_names):
-            raise BackendError(f'engine {engine_path}: tensor {name!r} has the wrong direction')
-        if np.dtype(spec.dtype) != np.dtype(GRAPH_DTYPES[name]):
-            raise BackendError(f'engine {engine_path}: tensor {name!r} is '
-                               f'{np.dtype(spec.dtype)}, the graph contract says '
-                               f'{np.dtype(GRAPH_DTYPES[name])}')
-    image = by_name['image'].shape
-    if len(image) != 4 or any(d not in (-1, e) for d, e in zip(image, expected_image)):
-        raise BackendError(f'engine {engine_path} takes image {image}, the manifest says '
-                           f'{expected_image}')
-
-
 class TensorRTBackend(Backend):
     """Runs the fused graph with TensorRT on a CUDA GPU.
 
@@ -145,6 +105,9 @@ class TensorRTBackend(Backend):
         onnx_path: Build from this ONNX instead of the package's (e.g. an FP16-converted
             graph for TensorRT 11).
         progress: Receives build progress lines (default ``print``).
+        outputs: Graph outputs to compute (``semantic`` among them; see
+            ``base.graph_outputs_for``); None = all. Fewer: a pruned engine (see the module
+            docstring), and ``manifest`` is a ``GraphManifest`` of its graph.
 
     Raises:
         BackendUnavailable: TensorRT, cuda-python or a GPU is missing.
@@ -159,8 +122,10 @@ class TensorRTBackend(Backend):
                  fp32_layers: Sequence[str] = (), calib_images_dir: Optional[str] = None,
                  allow_build: bool = True, device_index: int = 0,
                  onnx_path: Optional[str] = None,
-                 progress: Optional[Callable[[str], None]] = None) -> None:
+                 progress: Optional[Callable[[str], None]] = None,
+                 outputs: Optional[Sequence[str]] = None) -> None:
         precision = 'fp16' if precision == 'auto' else precision
+        wanted = graph_outputs_for(manifest, outputs)
         if precision not in BUILD_PRECISIONS:
             raise ValueError(f'TensorRT precision {precision!r} is not one of '
                              f'{", ".join(BUILD_PRECISIONS)}')
@@ -181,23 +146,40 @@ class TensorRTBackend(Backend):
             from .calibration import calibration_set_sha256
             calibration_sha256 = calibration_set_sha256(calib_images_dir,
                                                         options.calib_max_images)
-        self.key = make_engine_key(manifest, onnx_sha256, platform, options, calibration_sha256)
-        self.engine_path = engine_path or default_engine_path(
-            package_dir, manifest.onnx_file, precision, manifest.batch, manifest.name,
-            onnx_sha256, self.key.digest())
+        full_key = make_engine_key(manifest, onnx_sha256, platform, options, calibration_sha256)
+        self.key = full_key
+        if wanted != manifest.output_names and onnx_available():
+            self.key = replace(full_key, outputs=wanted)
+
+        def path_for(key):
+            return engine_path or default_engine_path(
+                package_dir, manifest.onnx_file, precision, manifest.batch, manifest.name,
+                onnx_sha256, key.digest())
+        self.engine_path = path_for(self.key)
         options = replace(options, timing_cache_path=timing_cache_path(
             self.engine_path, platform.tensorrt_version, platform.gpu_name))
         self.decision = decide(self.engine_path, self.key, force_rebuild, allow_build)
+        full = decide(path_for(full_key), full_key) \
+            if self.key.outputs and not self.decision.use and not force_rebuild else None
+        if full is not None and full.use:  # a usable engine beats minutes of building
+            self._progress(f'TensorRT engine: none pruned to {", ".join(wanted)} yet '
+                           f'({self.decision.reason}); using the cached one with every output, '
+                           f'{path_for(full_key)} (force_rebuild / force_engine_update builds '
+                           'the pruned one)')
+            self.key, self.engine_path, self.decision = full_key, path_for(full_key), full
         if self.decision.action == 'fail':
             raise BackendError(f'TensorRT engine not usable: {self.decision.reason}')
         if self.decision.action == 'build':
             self._progress(f'TensorRT engine: {self.decision.reason}; building it now')
-            build_engine(onnx_path, self.engine_path, self.key, manifest, options,
-                         self._progress, device_index=self._device_index)
+            self._build(onnx_path, manifest, options)
+        subset = '' if wanted == manifest.output_names else \
+            f', pruned to {", ".join(wanted)}' if self.key.outputs else \
+            f' with every output (returns {", ".join(wanted)}; pruning needs onnx and a build)'
         self.info = BackendInfo(
             'tensorrt', f'cuda:{self._device_index}', precision,
             f'TensorRT {platform.tensorrt_version}, {platform.gpu_name}, engine '
-            f'{self.engine_path}')
+            f'{self.engine_path}{subset}')
+        self.manifest = graph_manifest(manifest, manifest.input_names, wanted)
         if build_only:
             return
         self._trt = import_tensorrt()
@@ -205,7 +187,28 @@ class TensorRTBackend(Backend):
         self._runtime = self._trt.Runtime(self._logger)
         self._engine = self._deserialize()
         self._specs = describe_tensors(self._trt, self._engine)
-        check_tensors(self._specs, manifest, self.engine_path)
+        if self.key.outputs:  # a pruned graph may have lost center_threshold
+            kept = {spec.name for spec in self._specs if spec.is_input} | {'image'}
+            self.manifest = graph_manifest(
+                manifest, [name for name in manifest.input_names if name in kept], wanted)
+        check_tensors(self._specs, self.manifest, self.engine_path)
+
+    def _build(self, onnx_path: str, manifest: ModelManifest, options: BuildOptions) -> None:
+        """Build the engine of ``self.key``: from ``onnx_path``, or from that graph pruned to
+        ``self.key.outputs`` (in a temporary file, removed after the build)."""
+        if not self.key.outputs:
+            build_engine(onnx_path, self.engine_path, self.key, manifest, options,
+                         self._progress, device_index=self._device_index)
+            return
+        try:
+            with pruned_onnx_file(onnx_path, self.key.outputs,
+                                  self.key.onnx_sha256) as (path, pruned):
+                self._progress(f'TensorRT engine: building from {onnx_path} {pruned.summary}')
+                build_engine(path, self.engine_path, self.key,
+                             graph_manifest(manifest, pruned.inputs, pruned.outputs), options,
+                             self._progress, device_index=self._device_index)
+        except PruningError as error:
+            raise BackendError(f'TensorRT engine: {error}') from None
 
     def _deserialize(self) -> Any:
         """Read the engine once, check those exact bytes against the sidecar, deserialize."""
@@ -240,7 +243,7 @@ class TensorRTBackend(Backend):
                              f'{getattr(images, "shape", "")}')
         state = self._thread_state()
         np.copyto(state.host['image'].array, images)
-        if self.manifest.is_panoptic:
+        if 'center_threshold' in self.manifest.input_names:
             state.host['center_threshold'].array[0] = center_threshold
         return state.run(self.manifest.input_names, self.manifest.output_names)
 
@@ -338,17 +341,6 @@ class _ThreadState:
         self.stream.close()
 
 
-def _numpy_dtype(trt: Any, dtype: Any, name: str) -> Any:
-    try:
-        numpy_type = trt.nptype(dtype)
-    except TypeError:
-        numpy_type = None
-    if numpy_type is None:
-        raise BackendError(f'engine tensor {name!r} has type {dtype}, which the graph contract '
-                           'does not use (int32 / float32 only)')
-    return np.dtype(numpy_type)
-
-
 def _checked_onnx_sha256(onnx_path: str, manifest: ModelManifest, package_dir: str) -> str:
     if not os.path.isfile(onnx_path):
         raise BackendError(f'ONNX graph {onnx_path} does not exist; the TensorRT engine is '
@@ -360,4 +352,3 @@ def _checked_onnx_sha256(onnx_path: str, manifest: ModelManifest, package_dir: s
         raise BackendError(f'{onnx_path} does not match the checksum in the manifest '
                            '(corrupt or replaced); re-export the package')
     return digest
-

@@ -4,16 +4,26 @@ the ONNX export, built from the package's ``weights.pt``.
 FP16 (CUDA only) puts just the network in half precision; ``FusedSegmentationGraph`` keeps
 normalisation and post-processing in float32, so the outputs keep the contract dtypes and
 the centre / offset arithmetic is not rounded.
+
+Asked for fewer outputs (``outputs=``), it still runs the whole graph (the outputs share
+almost all of their work in torch's eager mode) and returns only those.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
 from ..manifest import ModelManifest
-from .base import Backend, BackendError, BackendInfo, BackendUnavailable
+from .base import (
+    Backend,
+    BackendError,
+    BackendInfo,
+    BackendUnavailable,
+    graph_manifest,
+    graph_outputs_for,
+)
 
 TORCH_DEVICE_CHOICES = ('cpu', 'cuda')
 TORCH_PRECISION_CHOICES = ('fp32', 'fp16')
@@ -39,6 +49,9 @@ class TorchBackend(Backend):
             are read from its ONNX graph).
         device: ``cpu`` or ``cuda`` (``cuda`` means ``cuda:0``).
         precision: ``fp32``, or ``fp16`` (CUDA only).
+        outputs: Graph outputs ``run`` returns (``semantic`` among them; see
+            ``base.graph_outputs_for``); None = all. ``manifest`` is then a
+            ``GraphManifest`` with these outputs (and the package's inputs).
 
     Raises:
         BackendUnavailable: torch or CUDA is missing, fp16 on CPU, or the package's
@@ -46,10 +59,12 @@ class TorchBackend(Backend):
         BackendError: The weights are missing or do not load into the manifest's
             architecture, its ``architecture_kwargs`` do not fit the builder, or its
             mean / std / settings do not make a graph.
+        ValueError: Bad device or output names.
     """
 
     def __init__(self, manifest: ModelManifest, package_dir: str, device: str = 'cpu',
-                 precision: str = 'fp32') -> None:
+                 precision: str = 'fp32', outputs: Optional[Sequence[str]] = None) -> None:
+        wanted = graph_outputs_for(manifest, outputs)
         if device not in TORCH_DEVICE_CHOICES:
             raise ValueError(
                 f'device {device!r} is not one of {", ".join(TORCH_DEVICE_CHOICES)}')
@@ -72,7 +87,8 @@ class TorchBackend(Backend):
         from ..export.graph import FusedSegmentationGraph
         from ..packages.loading import load_torch_network
 
-        self.manifest = manifest
+        self.manifest = graph_manifest(manifest, manifest.input_names, wanted)
+        self._graph_outputs = manifest.output_names
         self._torch = torch
         self._device = torch.device('cuda:0' if device == 'cuda' else 'cpu')
         try:
@@ -101,6 +117,7 @@ class TorchBackend(Backend):
         if self._graph is None:
             raise BackendError('torch backend is closed')
         torch = self._torch
+        names = self._graph_outputs
         with torch.inference_mode():
             batch = torch.from_numpy(images).to(self._device, non_blocking=False)
             if manifest.is_panoptic:
@@ -109,17 +126,18 @@ class TorchBackend(Backend):
             else:
                 outputs = self._graph(batch)
             if isinstance(outputs, dict):
-                values = [outputs[name] for name in manifest.output_names]
+                values = [outputs[name] for name in names]
             else:
                 values = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
-            if len(values) != len(manifest.output_names):
+            if len(values) != len(names):
                 raise BackendError(
                     f'fused graph returned {len(values)} outputs, the manifest names '
-                    f'{len(manifest.output_names)}: {", ".join(manifest.output_names)}')
+                    f'{len(names)}: {", ".join(names)}')
             # The graph allocates fresh output tensors every call, so sharing memory with
             # them (CPU .numpy()) still leaves the caller owning its arrays.
+            wanted = manifest.output_names
             return {name: value.detach().cpu().numpy()
-                    for name, value in zip(manifest.output_names, values)}
+                    for name, value in zip(names, values) if name in wanted}
 
     def close(self) -> None:
         self._graph = None

@@ -50,6 +50,7 @@ FIELD_CHANGES = {
     'gpu_multiprocessors': 16,
     'gpu_memory_gib': 61,
     'tf32': True,
+    'outputs': ('semantic', 'instance', 'panoptic', 'instance_score'),
     'format_version': engine_cache.KEY_FORMAT_VERSION + 1,
 }
 
