@@ -1,4 +1,9 @@
-"""``seg-perception bench``: latency of the Segmenter path for a model on a backend."""
+"""``seg-perception bench``: latency of the Segmenter path for a model on a backend.
+
+It runs what the node runs with default parameters: the graph without the outputs no
+default output reads (``pipeline.graph_outputs.DEFAULT_GRAPH_OUTPUTS``: no ``confidence``);
+``--all-outputs`` runs the whole graph.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--warmup', type=int, default=5, help='untimed frames first')
     parser.add_argument('--threads', type=int, help='onnxruntime intra-op threads')
     parser.add_argument('--json', metavar='FILE', help='also write the numbers as JSON')
+    parser.add_argument('--all-outputs', action='store_true',
+                        help='compute every graph output (confidence too) instead of what '
+                             'the node computes with default parameters')
     parser.add_argument('--efficiency', action='store_true',
                         help="also report the package's GFLOPs, the achieved GFLOP/s, this "
                              "machine's measured FP32 matmul and 3x3 conv rates and the "
@@ -53,6 +61,9 @@ def main(args) -> int:
         return 2
     image_size = (args.image_height, args.image_width) if args.image_height else None
     options = {} if args.threads is None else {'threads': args.threads}
+    if not args.all_outputs:
+        from ..pipeline.graph_outputs import DEFAULT_GRAPH_OUTPUTS
+        options['outputs'] = DEFAULT_GRAPH_OUTPUTS
     with tempfile.TemporaryDirectory(prefix='seg_perception_bench_') as scratch:
         if args.model:
             if args.height is None or args.width is None:
@@ -83,8 +94,12 @@ def main(args) -> int:
 
 
 def _efficiency(package: str, args, report) -> str:
-    """``bench --efficiency`` lines (ONNX Runtime CPU, the bench's thread count)."""
+    """``bench --efficiency`` lines (ONNX Runtime CPU, the bench's thread count), for the
+    graph the bench ran (pruned to its outputs unless ``--all-outputs``)."""
+    import contextlib
+
     from ..packages.loading import load_model_package
+    from ..packages.output_pruning import onnx_available, pruned_onnx_file
     from ..runtime.onnxruntime_backend import default_thread_count
     from ..tools.efficiency import (
         format_efficiency,
@@ -94,7 +109,11 @@ def _efficiency(package: str, args, report) -> str:
     )
     manifest, directory = load_model_package(package)
     threads = args.threads or default_thread_count()
-    profile = profile_graph(manifest.onnx_path(directory), threads=threads,
-                            runs=max(3, min(args.iterations, 10)))
+    path = manifest.onnx_path(directory)
+    outputs = tuple(name for name in manifest.output_names if name in report.outputs)
+    with contextlib.ExitStack() as stack:
+        if outputs != manifest.output_names and onnx_available():
+            path, _ = stack.enter_context(pruned_onnx_file(path, outputs))
+        profile = profile_graph(path, threads=threads, runs=max(3, min(args.iterations, 10)))
     return format_efficiency(package_gflops(manifest), profile, machine_rates(threads),
                              report.inference.median_ms)

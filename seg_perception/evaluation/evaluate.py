@@ -52,11 +52,16 @@ _END = object()
 
 
 def load_segmenter(config: EvalConfig) -> Any:
+    """The Segmenter of ``config``, with only the graph outputs its output bag records
+    (``confidence`` only when recorded; folder mode records none)."""
     from ..packages.zoo import resolve_model
+    from ..pipeline.graph_outputs import needed_graph_outputs
     from ..segmenter import Segmenter
     options = {'threads': config.threads} if config.threads > 0 else {}
+    recorded = config.outputs if config.dataset_dir is None else ()
     return Segmenter.from_package(resolve_model(config.model), backend=config.backend,
-                                  device=config.device, precision=config.precision, **options)
+                                  device=config.device, precision=config.precision,
+                                  outputs=needed_graph_outputs(recorded), **options)
 
 
 def run_evaluation(config: EvalConfig, segmenter: Any = None,
@@ -77,6 +82,10 @@ def run_evaluation(config: EvalConfig, segmenter: Any = None,
     own_segmenter = segmenter is None
     if own_segmenter:
         segmenter = load_segmenter(config)
+    elif config.bag and 'confidence' in config.outputs and \
+            'confidence' not in getattr(segmenter, 'graph_outputs', ('confidence',)):
+        raise EvalError('the output bag records confidence, but the given Segmenter was '
+                        'loaded without that graph output')
     try:
         evaluation = _Evaluation(config, segmenter, stop)
         summary = evaluation.run()

@@ -106,10 +106,15 @@ def bag_names(bags: Sequence[str]) -> List[str]:
 
 def bag_config(fleet: FleetConfig, bag: str, name: str) -> EvalConfig:
     """The per-bag ``EvalConfig``: quiet, no Ctrl-C handler, its own output folder."""
-    return replace(fleet.template, bag=bag, dataset_dir=None,
+    return replace(segmenter_config(fleet), bag=bag, dataset_dir=None,
                    out_dir=os.path.join(fleet.out_dir, 'bags', name), progress=False,
-                   handle_sigint=False,
-                   outputs=fleet.template.outputs if fleet.bag_outputs else ())
+                   handle_sigint=False)
+
+
+def segmenter_config(fleet: FleetConfig) -> EvalConfig:
+    """The template the workers load their Segmenter from: its outputs are those the bags
+    record (none without ``bag_outputs``), so no worker computes ``confidence`` for nothing."""
+    return replace(fleet.template, outputs=fleet.template.outputs if fleet.bag_outputs else ())
 
 
 def evaluate_bag(config: EvalConfig, name: str, segmenter: Any) -> BagResult:
@@ -150,7 +155,7 @@ def _run_local(fleet: FleetConfig, jobs: List[tuple], done: Callable) -> List[Ba
     from .evaluate import load_segmenter
     if fleet.jobs <= 1:
         results = []
-        with load_segmenter(fleet.template) as segmenter:
+        with load_segmenter(segmenter_config(fleet)) as segmenter:
             for config, name in jobs:
                 results.append(evaluate_bag(config, name, segmenter))
                 done(results[-1])
@@ -159,7 +164,8 @@ def _run_local(fleet: FleetConfig, jobs: List[tuple], done: Callable) -> List[Ba
     import multiprocessing
     with concurrent.futures.ProcessPoolExecutor(
             max_workers=min(fleet.jobs, len(jobs)), initializer=_init_worker,
-            initargs=(fleet.template,), mp_context=multiprocessing.get_context('spawn')) as pool:
+            initargs=(segmenter_config(fleet),),
+            mp_context=multiprocessing.get_context('spawn')) as pool:
         futures = {pool.submit(_evaluate_in_worker, config, name): (config, name)
                    for config, name in jobs}
         results = {}

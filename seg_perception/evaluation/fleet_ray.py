@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable, List
 
 from .config import EvalError
-from .fleet import BagResult, evaluate_bag, FleetConfig
+from .fleet import BagResult, evaluate_bag, FleetConfig, segmenter_config
 
 #: The one-line hint printed when ``--ray`` is asked for without Ray installed.
 RAY_MISSING = ('--ray needs Ray, an optional extra: pip install "seg-perception[ray]" '
@@ -51,7 +51,7 @@ def run_on_ray(fleet: FleetConfig, jobs: List[tuple], done: Callable) -> List[Ba
     cpus = int(ray.cluster_resources().get('CPU', 1))
     workers = max(1, min(len(jobs), cpus if fleet.jobs <= 1 else fleet.jobs))
     actor = ray.remote(num_cpus=1)(BagEvaluator)
-    actors = [actor.remote(fleet.template) for _ in range(workers)]
+    actors = [actor.remote(segmenter_config(fleet)) for _ in range(workers)]
     pool = ActorPool(actors)
     results = {}
     for index, (config, name) in enumerate(jobs):

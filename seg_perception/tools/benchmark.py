@@ -56,6 +56,7 @@ class BenchmarkReport:
         outside_backend_share: Fraction of the summed total time not spent in the backend.
         cpu_total, cpu_inference: Process CPU milliseconds (all threads) of each
             ``segment`` call and of its backend call.
+        outputs: The graph outputs the backend computed (``Segmenter.graph_outputs``).
     """
 
     model: str
@@ -77,11 +78,13 @@ class BenchmarkReport:
     outside_backend_share: float
     cpu_total: StageStats
     cpu_inference: StageStats
+    outputs: Tuple[str, ...] = ()
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data['network_size'] = list(self.network_size)
         data['image_size'] = list(self.image_size)
+        data['outputs'] = list(self.outputs)
         return data
 
 
@@ -155,7 +158,8 @@ def run_benchmark(segmenter: Segmenter, image_size: Optional[Tuple[int, int]] = 
         postprocess=StageStats.of(samples[:, 2]), total=total,
         fps=1000.0 / total.median_ms,
         outside_backend_share=float(1.0 - samples[:, 1].sum() / samples[:, 3].sum()),
-        cpu_total=StageStats.of(samples[:, 4]), cpu_inference=StageStats.of(samples[:, 5]))
+        cpu_total=StageStats.of(samples[:, 4]), cpu_inference=StageStats.of(samples[:, 5]),
+        outputs=tuple(segmenter.graph_outputs))
 
 
 def export_random_package(architecture: str, task: str, height: int, width: int,
@@ -197,6 +201,7 @@ def format_report(report: BenchmarkReport) -> str:
         f'{report.device} {report.precision} [{report.backend_detail}]',
         f'  image {report.image_size[1]}x{report.image_size[0]}, {report.iterations} '
         f'iterations after {report.warmup} warm-up',
+        f'  graph outputs: {", ".join(report.outputs) or "?"}',
         f'  {"stage":<14}{"median ms":>10}{"p90 ms":>10}',
     ]
     for name in ('preprocess', 'inference', 'postprocess', 'total'):
