@@ -139,8 +139,8 @@ def _exported_transpose(modules: Dict[str, object], conv_path: str, weight):
 def _load_packed_layer(network, graph, initializers, touched) -> int:
     """Give ``network.packed_semantic_layer`` its weights from the MatMul + Add that
     ``models.layers.packed_transposed_conv`` exports it as; returns 1 if found, else 0."""
-    import torch
     from onnx import numpy_helper
+    import torch
     name = getattr(network, 'packed_semantic_layer', None)
     module = getattr(network, name, None) if name else None
     if not isinstance(module, torch.nn.ConvTranspose2d):

@@ -8,9 +8,9 @@ What the graph form adds:
   grid, the pooling kernel and K = ``min(top_k, grid cells)`` (TopK's constant K) are
   constants. The heads reach the grid by strided Slice (r < s) or a linear Resize by r/s
   (r > s), never by a resize to full resolution.
-* Op choices: step 1 (class, confidence) is in ``packed``: the peak is gathered at the
-  argmax (no second reduction), sums over classes are MatMuls, and ENet's logits arrive
-  packed channels-last so the reductions read contiguous memory. The grouping distances (step 4) are one batched MatMul of (ty, tx, 1) per cell
+* Op choices: step 1 (class, confidence) is in ``packed``: sums over classes are MatMuls,
+  and ENet's logits arrive packed channels-last so the reductions read contiguous memory.
+  The grouping distances (step 4) are one batched MatMul of (ty, tx, 1) per cell
   with (-2cy, -2cx, cy^2 + cx^2) per slot, invalid slots (0, 0, 1e30), then ArgMin: cells x
   slots elements pass through memory twice instead of six times as with explicit
   differences. Centre votes (3b) are counted by a MatMul with the ones row, after which the

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from seg_perception.models.layers import packed_transposed_conv
 from seg_perception.postprocess.fused import FusedPostprocess
 from seg_perception.postprocess.packed import (
     check_packed_shape,
@@ -17,7 +18,6 @@ from seg_perception.postprocess.packed import (
     plain_class_and_confidence,
     unpack_blocks,
 )
-from seg_perception.models.layers import packed_transposed_conv
 
 THINGS = tuple(range(11, 19))
 
