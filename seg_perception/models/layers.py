@@ -215,7 +215,8 @@ def packed_transposed_conv(transposed: nn.ConvTranspose2d, features: torch.Tenso
 
     Output pixel (2i + a, 2j + b) of the layer is ``W[:, :, a, b]^T x[:, i, j] + bias``
     (the taps never overlap), so all four pixels of block (i, j) are one matmul of the
-    block's input vector with the (C_in, 4 C_out) weight, taps (a, b) outer, classes inner.
+    block's input vector with the (C_in, 4 C_out) weight, taps (a, b) outer, classes inner
+    (with a bias: the vector gains a 1 and the weight a last row, the bias once per tap).
     The result is returned in that layout instead of being scattered to full resolution:
     a reduction over classes then reads contiguous memory (an ONNX Runtime ``ArgMax`` over
     the last axis is ~2.5x faster than over the channel axis of NCHW) and the full-size
@@ -233,8 +234,12 @@ def packed_transposed_conv(transposed: nn.ConvTranspose2d, features: torch.Tenso
     out_channels = transposed.out_channels
     # (C_in, C_out, 2, 2) -> (C_in, 2, 2, C_out) -> (C_in, 4 C_out); folded at export.
     weight = transposed.weight.permute(0, 2, 3, 1).reshape(in_channels, 4 * out_channels)
-    rows = features.reshape(batch, in_channels, height * width).transpose(1, 2)
-    packed = torch.matmul(rows, weight).reshape(batch, height * width * 4, out_channels)
     if transposed.bias is not None:
-        packed = packed + transposed.bias
-    return packed
+        # The bias rides in the MatMul as a last input row of ones: a separate Add would be
+        # one more pass over the 4 C_out x h x w result (as long as the MatMul itself in ONNX
+        # Runtime). The ones are derived from the data: a constant would need its shape.
+        features = torch.cat([features, features[:, :1] * 0.0 + 1.0], dim=1)
+        bias = torch.cat([transposed.bias] * 4).reshape(1, 4 * out_channels)
+        weight = torch.cat([weight, bias], dim=0)
+    rows = features.reshape(batch, features.shape[1], height * width).transpose(1, 2)
+    return torch.matmul(rows, weight).reshape(batch, height * width * 4, out_channels)

@@ -24,8 +24,8 @@ exported as a 1x1 conv to 4C channels + DepthToSpace (``DepthToSpaceConvTranspos
 their (C_in, C, 2, 2) kernel back from the 1x1 conv's; weights that export shares between
 equal initialisers (through Identity nodes) are followed to their source. A network's
 ``packed_semantic_layer`` (ENet's full conv, exported as one MatMul with a (C_in, 4 C)
-weight, taps (a, b) outer, and an Add of its (C,) bias, ``layers.packed_transposed_conv``)
-gets its kernel back from that MatMul.
+weight, taps (a, b) outer, and a last (bias) row when it has a bias,
+``layers.packed_transposed_conv``) gets its kernel and bias back from that MatMul.
 
 Layers the graph does not hold under a matching name and shape (a changed head) keep their
 fresh initialisation, as ``package.load_matching_tensors`` does for state dicts.
@@ -137,7 +137,7 @@ def _exported_transpose(modules: Dict[str, object], conv_path: str, weight):
 
 
 def _load_packed_layer(network, graph, initializers, touched) -> int:
-    """Give ``network.packed_semantic_layer`` its weights from the MatMul + Add that
+    """Give ``network.packed_semantic_layer`` its weights from the MatMul that
     ``models.layers.packed_transposed_conv`` exports it as; returns 1 if found, else 0."""
     from onnx import numpy_helper
     import torch
@@ -146,28 +146,19 @@ def _load_packed_layer(network, graph, initializers, touched) -> int:
     if not isinstance(module, torch.nn.ConvTranspose2d):
         return 0
     in_channels, out_channels = module.in_channels, module.out_channels
-    consumers: Dict[str, list] = {}
-    for node in graph.node:
-        for value in node.input:
-            consumers.setdefault(value, []).append(node)
+    rows = in_channels + (module.bias is not None)
     for node in graph.node:
         weight = initializers.get(node.input[1]) if node.op_type == 'MatMul' else None
-        if weight is None or tuple(weight.dims) != (in_channels, 4 * out_channels) \
+        if weight is None or tuple(weight.dims) != (rows, 4 * out_channels) \
                 or module_path_from_node_name(node.name) != '':
             continue
-        kernel = numpy_helper.to_array(weight).reshape(in_channels, 2, 2, out_channels)
+        array = numpy_helper.to_array(weight)
+        kernel = array[:in_channels].reshape(in_channels, 2, 2, out_channels)
         with torch.no_grad():
             module.weight.copy_(torch.from_numpy(kernel.transpose(0, 3, 1, 2).copy()))
-            touched.add(f'{name}.weight')
-            if module.bias is None:
-                return 1
-            reshapes = [c for c in consumers.get(node.output[0], []) if c.op_type == 'Reshape']
-            for add in (c for r in reshapes for c in consumers.get(r.output[0], [])):
-                bias = next((initializers[v] for v in add.input if v in initializers), None)
-                if add.op_type == 'Add' and bias is not None \
-                        and tuple(bias.dims) == (out_channels,):
-                    module.bias.copy_(torch.from_numpy(numpy_helper.to_array(bias).copy()))
-                    touched.add(f'{name}.bias')
+            if module.bias is not None:
+                module.bias.copy_(torch.from_numpy(array[in_channels, :out_channels].copy()))
+        touched.update(f'{name}.{tensor}' for tensor, _ in module.named_parameters())
         return 1
     return 0
 

@@ -128,6 +128,15 @@ class FusedPostprocess(nn.Module):
         self.register_buffer('is_thing', is_thing, persistent=False)
         contiguous = bool(things) and things == list(range(things[0], things[-1] + 1))
         self.thing_range = (things[0], things[-1]) if contiguous else None
+        # int32 scalars to compare int32 maps with: a Python int exports as an int64
+        # constant, for which the exporter casts the whole full-resolution map to int64.
+        first, last = self.thing_range or (0, 0)
+        self.register_buffer('first_thing', torch.tensor(first, dtype=torch.int32),
+                             persistent=False)
+        self.register_buffer('last_thing', torch.tensor(last, dtype=torch.int32),
+                             persistent=False)
+        self.register_buffer('no_instance_id', torch.tensor(0, dtype=torch.int32),
+                             persistent=False)
         self.register_buffer('slot_ids', torch.arange(1, self.slots + 1, dtype=torch.int32),
                              persistent=False)
         self.register_buffer('unused_scores', torch.zeros((1, settings.top_k - self.slots)),
@@ -270,7 +279,7 @@ class FusedPostprocess(nn.Module):
         plain_ids = torch.where(small_stuff, self.void_id * self.label_divisor,
                                 self.panoptic_class_ids.view(1, -1))
         pixel_plain = torch.gather(plain_ids, 1, best.reshape(batch, -1))
-        panoptic = torch.where(instance > 0, self._upsample(grid_panoptic),
+        panoptic = torch.where(instance > self.no_instance_id, self._upsample(grid_panoptic),
                                pixel_plain.reshape(semantic.shape))
 
         instance_score = torch.where(keep, scores, 0.0)
@@ -344,7 +353,7 @@ class FusedPostprocess(nn.Module):
     def _thing_pixels(self, semantic: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
         """bool (B, H, W): pixels whose class is a thing class."""
         if self.thing_range is not None:  # two compares beat a per-pixel Gather in ORT
-            return (semantic >= self.thing_range[0]) & (semantic <= self.thing_range[1])
+            return (semantic >= self.first_thing) & (semantic <= self.last_thing)
         return self.is_thing[best] > 0
 
     def _upsample(self, grid: torch.Tensor) -> torch.Tensor:

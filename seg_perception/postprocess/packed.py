@@ -7,9 +7,9 @@ layouts the network can hand over.
   contiguous axis and only the per-pixel results (int class, float confidence) are moved to
   their place in the (H, W) image.
 
-In both, the sum over classes of ``exp(logit - peak)`` is a MatMul with a ones vector:
-ONNX Runtime's ``ReduceSum`` over a non-innermost axis is ~7x slower than the MatMul for
-the same 19 x H x W floats. The confidence nodes feed only the ``confidence`` output, so a
+For plain logits the sum over classes of ``exp(logit - peak)`` is a MatMul with a ones
+vector: ONNX Runtime's ``ReduceSum`` over a non-innermost axis is ~7x slower than the MatMul
+for the same 19 x H x W floats; for packed logits a Softmax over the last axis does it all. The confidence nodes feed only the ``confidence`` output, so a
 graph pruned to the outputs a caller needs loses them all.
 """
 
@@ -37,14 +37,12 @@ def packed_class_and_confidence(packed: torch.Tensor, height: int, width: int
                                 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(B, H/2 * W/2 * 4, C) packed logits -> best class int64 (B, H, W), confidence float
     (B, H, W) (see the module docstring)."""
-    classes = packed.shape[2]
     best = torch.argmax(packed, dim=2, keepdim=True)
-    # Over the last axis a second reduction beats GatherElements (1.3 vs ~5 ms in ORT).
-    peak = torch.amax(packed, dim=2, keepdim=True)
-    ones = packed.new_ones((classes, 1))
-    total = torch.matmul(torch.exp(packed - peak), ones)
-    return (unpack_blocks(best, height, width),
-            unpack_blocks(_inverse(total), height, width))
+    # Over the contiguous last axis ONNX Runtime's Softmax is one fused kernel (max, exp,
+    # sum, scale); its largest value is 1 / sum(exp(logit - peak)), 25 % faster here than
+    # ReduceMax, Sub, Exp, MatMul and Div as separate passes.
+    confidence = torch.amax(torch.softmax(packed, dim=2), dim=2)
+    return unpack_blocks(best, height, width), unpack_blocks(confidence, height, width)
 
 
 def _inverse(total: torch.Tensor) -> torch.Tensor:

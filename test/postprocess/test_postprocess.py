@@ -36,7 +36,8 @@ TENSORRT_SAFE_OPS = {
     'Add', 'And', 'ArgMax', 'ArgMin', 'Cast', 'Concat', 'Constant', 'Div', 'Equal', 'Exp',
     'Gather', 'GatherElements', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'MatMul',
     'MaxPool',
-    'Mul', 'ReduceMax', 'ReduceSum', 'Reshape', 'Resize', 'Slice', 'Squeeze', 'Sub', 'Expand',
+    'Mul', 'ReduceMax', 'ReduceSum', 'Reshape', 'Resize', 'Slice', 'Softmax', 'Squeeze', 'Sub',
+    'Expand',
     'TopK', 'Transpose', 'Unsqueeze', 'Where',
 }
 
