@@ -9,8 +9,9 @@ layouts the network can hand over.
 
 For plain logits the sum over classes of ``exp(logit - peak)`` is a MatMul with a ones
 vector: ONNX Runtime's ``ReduceSum`` over a non-innermost axis is ~7x slower than the MatMul
-for the same 19 x H x W floats; for packed logits a Softmax over the last axis does it all. The confidence nodes feed only the ``confidence`` output, so a
-graph pruned to the outputs a caller needs loses them all.
+for the same 19 x H x W floats; for packed logits a Softmax over the last axis does it
+all. The confidence nodes feed only the ``confidence`` output, so a graph pruned to the
+outputs a caller needs loses them all.
 """
 
 from __future__ import annotations
