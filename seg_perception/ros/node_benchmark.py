@@ -2,7 +2,10 @@
 
 Measures, on one machine:
 
-* ``Segmenter`` time per frame (in-process, no ROS) - the reference;
+* ``Segmenter`` time per frame (in-process, no ROS) - the reference. It is loaded with the
+  graph outputs the node under test loads (``node_graph_outputs``: the node prunes its graph
+  to what its enabled outputs read, without ``confidence`` by default), so both run the
+  same graph;
 * node end-to-end latency: camera publish -> receipt of the panoptic output, one frame at a
   time, with only the panoptic output subscribed and again with every output subscribed
   (colour and overlay images are rendered only while subscribed);
@@ -18,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import subprocess
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -57,7 +60,11 @@ class CameraLoadRun:
 
 @dataclass
 class NodeBenchmarkReport:
-    """Results in milliseconds, frames per second and MiB."""
+    """Results in milliseconds, frames per second and MiB.
+
+    ``graph_outputs`` are the graph outputs both the node and the Segmenter computed (the
+    node's for its parameters of the run, see ``node_graph_outputs``).
+    """
 
     model: str
     backend: str
@@ -72,6 +79,7 @@ class NodeBenchmarkReport:
     load_runs: List[CameraLoadRun]
     peak_rss_mib: float
     frames: int
+    graph_outputs: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -91,7 +99,11 @@ def format_node_report(report: NodeBenchmarkReport) -> str:
         ('node peak RSS', f'{report.peak_rss_mib:.0f} MiB'),
     ]
     lines = [f'model {report.model}, backend {report.backend}, images {report.image_size}, '
-             f'medians of {report.frames} frames', '',
+             f'medians of {report.frames} frames']
+    if report.graph_outputs:
+        lines.append('graph outputs computed, by node and Segmenter alike: '
+                     + ', '.join(report.graph_outputs))
+    lines += ['',
              '| measure | value |', '|---|---|']
     lines += [f'| {name} | {value} |' for name, value in rows]
     lines += ['', f'every camera publishing at {report.camera_rate_hz:.1f} Hz:', '',
@@ -111,6 +123,22 @@ def format_load_table(runs: Sequence[CameraLoadRun]) -> str:
         lines.append(f'| {run.cameras} | {run.in_force} | {run.throughput_fps:.2f} fps | '
                      f'{run.latency_p50_ms:.0f} ms | {ratio} | {run.latency_p95_ms:.0f} ms |')
     return '\n'.join(lines)
+
+
+def node_graph_outputs(parameters: Mapping[str, Any]) -> Tuple[str, ...]:
+    """The graph outputs the node loads its Segmenter with, given these parameters.
+
+    Args:
+        parameters: The node's parameters (name -> value, the rest take their defaults);
+            its ``publish_<output>`` switches decide (``pipeline.graph_outputs``).
+
+    Returns:
+        What ``Segmenter.from_package(..., outputs=...)`` gets, e.g.
+        ``DEFAULT_GRAPH_OUTPUTS`` with default switches.
+    """
+    from ..pipeline.config import NodeConfig
+    from ..pipeline.graph_outputs import needed_graph_outputs
+    return needed_graph_outputs(NodeConfig.from_values(parameters).enabled_outputs)
 
 
 def _segment_ms(segmenter, image: np.ndarray) -> float:
@@ -293,6 +321,9 @@ def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
             frame rate, so that the node always has a frame waiting.
     """
     cameras = tuple(f'cam{index}' for index in range(max(camera_counts)))
+    # The parameters node_command gives the node (its publish_ switches keep their defaults).
+    outputs = node_graph_outputs({'model': package, 'backend': backend,
+                                  'cameras': list(cameras), 'threads': threads})
     log = open(log_path, 'w', encoding='utf-8') if log_path else subprocess.DEVNULL
     node = start_node(node_command(package, backend, cameras, threads), domain_id, log)
     client = _Client(domain_id, cameras)
@@ -304,7 +335,9 @@ def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
         # (shared cores) slows both alike.
         from ..segmenter import Segmenter
         options = {'threads': threads} if threads > 0 else {}
-        with Segmenter.from_package(package, backend=backend, **options) as segmenter:
+        with Segmenter.from_package(package, backend=backend, outputs=outputs,
+                                    **options) as segmenter:
+            graph_outputs = list(segmenter.graph_outputs)
             for image, msg in zip(images[:2], messages[:2]):
                 _segment_ms(segmenter, image)
                 client.round_trip('cam0', msg, 120.0)
@@ -349,6 +382,7 @@ def run_node_benchmark(model: str, package: str, images: Sequence[np.ndarray],
         node_e2e_all_outputs_ms=float(np.median(e2e_all_ms)),
         overhead_all_outputs_percent=float(np.median(e2e_all_ms / second - 1.0) * 100.0),
         camera_rate_hz=rate, load_runs=runs, peak_rss_mib=peak, frames=len(images),
+        graph_outputs=graph_outputs,
         notes=['load runs: every camera publishes at the same rate for '
                f'{flood_seconds:g} s (default twice the Segmenter rate); throughput counts '
                'the panoptic answers of all cameras, latency is camera publish -> panoptic '

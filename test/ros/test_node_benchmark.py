@@ -22,6 +22,10 @@ def test_bench_node_reports_every_measure(tmp_path, capsys, exported_package):
         assert measure in printed
     report = json.loads(out.read_text())
     assert report['frames'] == 3 and report['peak_rss_mib'] > 0
+    # The bare Segmenter ran the node's pruned graph (default switches: no confidence).
+    assert report['graph_outputs'] == ['semantic', 'instance', 'panoptic', 'instance_score']
+    assert 'graph outputs computed, by node and Segmenter alike: semantic, instance, ' \
+        'panoptic, instance_score' in printed
     # One camera once, two with each setting; the node says what a setting means here.
     runs = report['load_runs']
     assert [(run['cameras'], run['batch_cameras'], run['in_force']) for run in runs] == [
