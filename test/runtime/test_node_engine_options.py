@@ -1,9 +1,11 @@
 """The node finds the engine ``build-engine`` made with non-default options (issue 27 item 3).
 
 The node's ``engine_*`` parameters reach the TensorRT backend through
-``NodeConfig.engine_options`` and ``create_backend`` (as ``ros/node.py`` passes them), so the
-same options give the same key and file; other options build a file of their own and never
-overwrite the user's. Runs on the TensorRT / cuda-python stand-ins.
+``NodeConfig.engine_options`` and ``create_backend``, with the graph outputs its ``publish_``
+switches read (as ``ros/segmentation.py`` passes them; ``build-engine`` builds the node's
+default outputs), so the same options give the same key and file; other options build a
+file of their own and never overwrite the user's. Runs on the TensorRT / cuda-python
+stand-ins.
 """
 
 import glob
@@ -17,6 +19,7 @@ import pytest
 from seg_perception import cli
 from seg_perception.manifest import ModelManifest
 from seg_perception.pipeline.config import NodeConfig
+from seg_perception.pipeline.graph_outputs import needed_graph_outputs
 from seg_perception.runtime.base import BackendError
 from seg_perception.runtime.select import create_backend
 
@@ -40,7 +43,8 @@ def _node_backend(package, **parameters):
     config = NodeConfig.from_values({'backend': 'tensorrt', **parameters})
     backend, _ = create_backend(package, ModelManifest.load(package), backend=config.backend,
                                 device=config.device, precision=config.precision,
-                                **config.engine_options())
+                                **config.engine_options(),
+                                outputs=needed_graph_outputs(config.enabled_outputs))
     return backend
 
 
