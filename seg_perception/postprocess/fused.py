@@ -139,15 +139,17 @@ class FusedPostprocess(nn.Module):
                              persistent=False)
         self.register_buffer('slot_ids', torch.arange(1, self.slots + 1, dtype=torch.int32),
                              persistent=False)
-        self.register_buffer('unused_scores', torch.zeros((1, settings.top_k - self.slots)),
+        self.register_buffer('unused_scores',
+                             torch.zeros((1, settings.top_k - self.slots), dtype=torch.float32),
                              persistent=False)
         # One-hot rows of a cell's class looked up by a Gather: a row copy per cell instead
         # of an Equal and a bool -> float Cast over every (cell, class) pair.
-        thing_onehot = torch.zeros(num_classes, max(len(things), 1))
+        thing_onehot = torch.zeros(num_classes, max(len(things), 1), dtype=torch.float32)
         for column, thing in enumerate(things):
             thing_onehot[thing, column] = 1.0
         self.register_buffer('thing_onehot', thing_onehot, persistent=False)  # (C, T)
-        self.register_buffer('class_onehot', torch.eye(num_classes), persistent=False)
+        self.register_buffer('class_onehot', torch.eye(num_classes, dtype=torch.float32),
+                             persistent=False)
         self.register_buffer('panoptic_class_ids',
                              torch.arange(num_classes, dtype=torch.int32) * label_divisor,
                              persistent=False)

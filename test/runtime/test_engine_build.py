@@ -129,10 +129,11 @@ def test_patterns_matching_only_constants_or_nothing_fail_with_names(zoo_network
     with pytest.raises(BackendError, match=r'/postprocess/Constant_\* match no layer that can '
                                            r'be kept in FP32 .* named like: /Sub'):
         keep_layers_in_fp32(trt, network, ('/postprocess/Constant_*',))
-    with pytest.raises(BackendError, match=r'\*Softmax\*, /head/ match no layer'):
-        keep_layers_in_fp32(trt, network, ('*Softmax*', '/head/'))
+    with pytest.raises(BackendError, match=r'\*LogSoftmax\*, /head/ match no layer'):
+        keep_layers_in_fp32(trt, network, ('*LogSoftmax*', '/head/'))
     _reset(network)
-    assert keep_layers_in_fp32(trt, network, ('*Softmax*',), optional=('*Softmax*',)).pinned == ()
+    assert keep_layers_in_fp32(trt, network, ('*LogSoftmax*',),
+                               optional=('*LogSoftmax*',)).pinned == ()
 
 
 def documented_patterns():
