@@ -60,3 +60,19 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='session')
+def lively_enet_panoptic(tmp_path_factory):
+    """A 64x128 ENet panoptic package whose random heads find instances
+    (``seg_test_models.export_lively_package``), exported once per session; read-only."""
+    from seg_test_models import export_lively_package
+    return export_lively_package('enet', 'panoptic', 64, 128,
+                                 str(tmp_path_factory.mktemp('lively_enet_panoptic')))
+
+
+@pytest.fixture
+def writable_lively_enet_panoptic(lively_enet_panoptic, tmp_path):
+    """A writable copy of ``lively_enet_panoptic`` (engines are cached next to a package)."""
+    import shutil
+    return shutil.copytree(lively_enet_panoptic, str(tmp_path / 'enet'))

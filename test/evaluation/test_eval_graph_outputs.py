@@ -5,7 +5,6 @@ from dataclasses import replace
 import os
 
 import pytest
-from seg_test_models import export_lively_package
 
 from seg_perception.bags.synthetic_bag import write_synthetic_bag
 from seg_perception.evaluation.config import EvalConfig, EvalError
@@ -17,10 +16,9 @@ pytest.importorskip('torch')
 pytestmark = pytest.mark.usefixtures('torch_one_thread')
 
 
-@pytest.fixture(scope='module')
-def package(tmp_path_factory):
-    return export_lively_package('enet', 'panoptic', 64, 128,
-                                 str(tmp_path_factory.mktemp('enet_panoptic')))
+@pytest.fixture
+def package(lively_enet_panoptic):
+    return lively_enet_panoptic
 
 
 def _config(package, **options):

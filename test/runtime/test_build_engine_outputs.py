@@ -8,7 +8,6 @@ builds the full engine under the full key.
 """
 
 import os
-import shutil
 
 import fake_tensorrt
 import pytest
@@ -26,16 +25,9 @@ pytest.importorskip('torch')
 ALL = ('semantic', 'confidence', 'instance', 'panoptic', 'instance_score')
 
 
-@pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    return export_lively_package('enet', 'panoptic', 64, 128,
-                                 str(tmp_path_factory.mktemp('enet_panoptic')))
-
-
 @pytest.fixture
-def package(exported, tmp_path):
-    """A writable copy (engines are cached next to the package)."""
-    return shutil.copytree(exported, str(tmp_path / 'enet'))
+def package(writable_lively_enet_panoptic):
+    return writable_lively_enet_panoptic
 
 
 @pytest.fixture

@@ -8,12 +8,10 @@ engine ``build-engine`` made keeps a node with ``allow_engine_build`` false runn
 """
 
 import os
-import shutil
 
 import fake_tensorrt
 import numpy as np
 import pytest
-from seg_test_models import export_lively_package
 
 from seg_perception import cli
 from seg_perception.manifest import ModelManifest
@@ -30,16 +28,9 @@ pytest.importorskip('torch')
 WITHOUT_CONFIDENCE = ('semantic', 'instance', 'panoptic', 'instance_score')
 
 
-@pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    return export_lively_package('enet', 'panoptic', 64, 128,
-                                 str(tmp_path_factory.mktemp('enet_panoptic')))
-
-
 @pytest.fixture
-def package(exported, tmp_path):
-    """A writable copy (engines are cached next to the package)."""
-    return shutil.copytree(exported, str(tmp_path / 'enet'))
+def package(writable_lively_enet_panoptic):
+    return writable_lively_enet_panoptic
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@
 import json
 
 import pytest
-from seg_test_models import export_lively_package
 
 from seg_perception.cli import main as cli_main
 
@@ -13,10 +12,9 @@ pytest.importorskip('torch')
 pytestmark = pytest.mark.usefixtures('torch_one_thread')
 
 
-@pytest.fixture(scope='module')
-def package(tmp_path_factory):
-    return export_lively_package('enet', 'panoptic', 64, 128,
-                                 str(tmp_path_factory.mktemp('enet_panoptic')))
+@pytest.fixture
+def package(lively_enet_panoptic):
+    return lively_enet_panoptic
 
 
 @pytest.mark.parametrize('extra, confidence', [((), False), (('--all-outputs',), True)])
