@@ -289,7 +289,7 @@ def test_benchmark_eval_throughput_vs_bare_segmenter(tmp_path):
     round counts (wall-clock frames/s); process CPU seconds per frame are printed too since
     they do not grow with other processes' load.
     """
-    frames, rounds = 8, 3
+    frames, rounds = 4, 3
     package = export_lively_package('enet', 'panoptic', 256, 512, str(tmp_path / 'enet512'))
     bag = str(tmp_path / 'bench')
     _long_bag(bag, frames, 1024, 512)
