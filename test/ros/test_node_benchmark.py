@@ -12,7 +12,7 @@ def test_bench_node_reports_every_measure(tmp_path, capsys, exported_package):
     out = tmp_path / 'bench.json'
     status = cli_main(['bench-node', '--model', package, '--backend', 'onnxruntime',
                        '--width', '320', '--height', '160', '--frames', '3',
-                       '--flood-seconds', '0.5', '--threads', '1', '--measure', 'speed',
+                       '--flood-seconds', '1.0', '--threads', '1', '--measure', 'speed',
                        '--cameras', '1,2', '--batch-cameras', 'auto,true',
                        '--domain-id', str(fresh_domain_id()), '--json', str(out)])
     printed = capsys.readouterr().out
