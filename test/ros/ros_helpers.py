@@ -20,6 +20,8 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from seg_perception.ros.background_node import BackgroundNode
+
 _counter = itertools.count()
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -99,31 +101,15 @@ class NodeProcess:
         return self.process.returncode
 
 
-class RosClient:
+class RosClient(BackgroundNode):
     """A test-side rclpy node in its own context, spinning in a background thread."""
 
     def __init__(self, domain_id: int, name: str = 'seg_test_client') -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node(name, context=self.context)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
+        super().__init__(name, domain_id)
         self._condition = threading.Condition()
         self._messages: Dict[str, Deque[Any]] = {}
         self._arrivals: Dict[str, List[Tuple[float, float]]] = {}
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-        try:
-            while self.context.ok():
-                self._executor.spin_once(timeout_sec=0.05)
-        except (ExternalShutdownException, Exception):  # noqa: BLE001 - context torn down
-            pass
+        self.start_spinning()
 
     # ------------------------------------------------------------------ topics
 
@@ -208,13 +194,6 @@ class RosClient:
             return list(future.result().results)
         finally:
             self.node.destroy_client(client)
-
-    def close(self) -> None:
-        self.context.try_shutdown()
-        self._thread.join(5)
-        self._executor.shutdown()
-        self.node.destroy_node()
-
 
 def rgb_message(image: np.ndarray, stamp: Any, frame_id: str, encoding: str = 'rgb8'):
     """A ``sensor_msgs/Image`` of ``image`` with the given stamp and frame id."""
