@@ -98,7 +98,6 @@ class FusedPostprocess(nn.Module):
         self.min_center_votes = settings.min_center_votes
         self.vote_radius_squared = vote_radius_in_cells(settings) ** 2
         self.class_aware_grouping = bool(settings.class_aware_grouping)
-        self.register_buffer('one', torch.ones((), dtype=torch.float32), persistent=False)
         if not panoptic:
             return
         check_grid_size(height, width, self.stride)
